@@ -1,0 +1,45 @@
+# The two commands a new user needs: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PROTO_FILES := $(wildcard protos/binance/provider/v1/*.proto)
+GENERATED := generated/.stamp
+HAND_WRITTEN := provider gateway_http gateway_mcp exchange_sim provider_client service_runtime launcher tests bench
+
+.PHONY: install protos run test lint bench clean
+
+install: $(INSTALLED) $(GENERATED)
+
+# A virtual environment with pinned dependencies; generated/ is put on its path by a .pth file.
+$(INSTALLED): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	echo "$(CURDIR)/generated" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/binance-gateway-generated.pth"
+	touch $@
+
+# Python, gRPC and .pyi stubs from protos/ into generated/ (never edited, never committed).
+protos: $(GENERATED)
+$(GENERATED): $(INSTALLED) $(PROTO_FILES)
+	rm -rf generated && mkdir -p generated
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I protos \
+		--python_out=generated --grpc_python_out=generated \
+		--mypy_out=generated --mypy_grpc_out=generated $(PROTO_FILES)
+	touch $@
+
+run: install
+	$(BIN)/python -m launcher
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check $(HAND_WRITTEN)
+	$(BIN)/mypy $(HAND_WRITTEN)
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) generated .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,30 @@
+"""`python -m gateway_http`: REST and WebSocket gateway in front of the provider."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from gateway_http.app import create_app
+from gateway_http.config import load_config
+from service_runtime.config import ConfigError
+from service_runtime.http_serving import serve_aiohttp
+from service_runtime.lifecycle import run_main
+from service_runtime.logs import configure_logging
+
+log = logging.getLogger("gateway_http")
+
+
+async def main() -> int:
+    configure_logging("gateway_http")
+    try:
+        config = load_config(sys.argv[1:])
+    except ConfigError as exc:
+        log.error("configuration: %s", exc)
+        return 2
+    log.info("provider at %s", config.provider_addr)
+    return await serve_aiohttp(create_app(config), config.addr, "GATEWAY_HTTP_ADDR", log)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,78 @@
+"""`python -m gateway_mcp`: MCP for AI assistants, over Streamable HTTP (/mcp) or stdio (--stdio)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+import uvicorn
+
+from gateway_mcp.config import McpGatewayConfig, load_config
+from gateway_mcp.server import build_server
+from provider_client.channel import open_channel
+from service_runtime.config import ConfigError
+from service_runtime.lifecycle import run_main, wait_for_stop_signal
+from service_runtime.logs import configure_logging
+
+log = logging.getLogger("gateway_mcp")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: this process's run loop decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(config: McpGatewayConfig) -> int:
+    channel = open_channel(config.provider_addr)
+    app = build_server(channel).streamable_http_app(streamable_http_path="/mcp", host=config.addr.host)
+    server = _Server(
+        uvicorn.Config(
+            app, host=config.addr.host, port=config.addr.port, log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    stop = asyncio.create_task(wait_for_stop_signal(), name="stop-signal")
+    done, _ = await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+    if serving in done:  # failed to start (for example the port is taken)
+        stop.cancel()
+        await channel.close(None)
+        log.error("GATEWAY_MCP_ADDR: could not serve on %s", config.addr)
+        return 2
+    log.info("stopping")
+    server.should_exit = True
+    await serving
+    await channel.close(None)
+    log.info("stopped")
+    return 0
+
+
+async def serve_stdio(config: McpGatewayConfig) -> int:
+    channel = open_channel(config.provider_addr)
+    try:
+        await build_server(channel).run_stdio_async()
+    finally:
+        await channel.close(None)
+    return 0
+
+
+async def main() -> int:
+    configure_logging("gateway_mcp")
+    try:
+        config = load_config(sys.argv[1:])
+    except ConfigError as exc:
+        log.error("configuration: %s", exc)
+        return 2
+    if config.stdio:
+        return await serve_stdio(config)
+    log.info("listening on http://%s/mcp, provider at %s", config.addr, config.provider_addr)
+    return await serve_http(config)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,1 @@
+"""gRPC servicers: the only place protobuf meets the provider's domain code."""

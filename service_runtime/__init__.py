@@ -1,0 +1,1 @@
+"""What every process of the system shares: configuration parsing, logging, and the run loop."""

@@ -1,0 +1,29 @@
+"""Serving an aiohttp application until SIGTERM/SIGINT (simulator and HTTP gateway)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from service_runtime.config import Address
+from service_runtime.lifecycle import wait_for_stop_signal
+
+
+async def serve_aiohttp(app: web.Application, addr: Address, addr_setting: str, log: logging.Logger) -> int:
+    """Listen on `addr`, run until a stop signal, then close listeners and connections in order."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, addr.host, addr.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("%s: cannot listen on %s: %s", addr_setting, addr, exc)
+        await runner.cleanup()
+        return 2
+    log.info("listening on http://%s", addr)
+    await wait_for_stop_signal()
+    log.info("stopping")
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
