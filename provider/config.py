@@ -18,8 +18,8 @@ from service_runtime.config import (
 )
 
 # Demo credentials of the simulator's default funded account (documented in the README).
-SIM_DEMO_API_KEY = "sim-demo-api-key"
-SIM_DEMO_API_SECRET = "sim-demo-api-secret-do-not-use-on-a-real-venue"
+SIM_DEMO_API_KEY = "simDemoApiKey0000000000000000000000000000000000000000000000000000"
+SIM_DEMO_API_SECRET = "simDemoApiSecretNotForRealVenues000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
