@@ -22,7 +22,8 @@ async def main() -> int:
     except ConfigError as exc:
         log.error("configuration: %s", exc)
         return 2
-    return await serve_aiohttp(create_app(), config.addr, "EXCHANGE_SIM_ADDR", log)
+    log.info("symbols %s, seed %d", ",".join(config.symbols), config.seed)
+    return await serve_aiohttp(create_app(config), config.addr, "EXCHANGE_SIM_ADDR", log)
 
 
 if __name__ == "__main__":
