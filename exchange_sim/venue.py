@@ -14,7 +14,7 @@ from decimal import Decimal
 import orjson
 
 from exchange_sim.hub import StreamHub
-from exchange_sim.market.candles import CandleStore, fmt
+from exchange_sim.market.candles import CandleStore, fmt, interval_close, interval_open
 from exchange_sim.market.depth_stream import DepthWindow, partial_depth
 from exchange_sim.matching import BookChange, CancelAllResult, MatchingEngine, OrderResult, Side, SymbolSpec, Trade
 
@@ -220,8 +220,6 @@ class Venue:
                 "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"]}
 
     def kline_event(self, symbol: str, interval: str, now_ms: int) -> dict[str, object]:
-        from exchange_sim.market.candles import interval_close, interval_open
-
         candle = self.feeds[symbol].candles.current_kline(interval, now_ms)
         opened = interval_open(interval, now_ms)
         last = self.feeds[symbol].candles.last_price or Decimal(0)

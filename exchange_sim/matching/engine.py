@@ -13,11 +13,13 @@ Commissions are floored to the received asset's precision.
 
 from __future__ import annotations
 
+import enum
 import re
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, Inexact
+from typing import TypeVar
 
 from .book import BookSide
 from .filters import Rules
@@ -198,40 +200,41 @@ def _check_params(
         _deny(quote_order_qty, "quoteOrderQty")
 
 
-def _parse_side(value: Side | str) -> Side:
-    if isinstance(value, Side):
+# Binance's error for an unknown value of each enum parameter.
+_ENUM_ERRORS: dict[type[enum.StrEnum], tuple[int, str]] = {
+    Side: (-1117, "Invalid side."),
+    OrderType: (-1116, "Invalid orderType."),
+    TimeInForce: (-1115, "Invalid timeInForce."),
+    SelfTradePreventionMode: (-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid."),
+}
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+def _parse_enum(kind: type[_E], value: _E | str) -> _E:
+    if isinstance(value, kind):
         return value
     try:
-        return Side(value)
+        return kind(value)
     except ValueError:
-        raise EngineError(-1117, "Invalid side.") from None
+        code, msg = _ENUM_ERRORS[kind]
+        raise EngineError(code, msg) from None
+
+
+def _parse_side(value: Side | str) -> Side:
+    return _parse_enum(Side, value)
 
 
 def _parse_type(value: OrderType | str) -> OrderType:
-    if isinstance(value, OrderType):
-        return value
-    try:
-        return OrderType(value)
-    except ValueError:
-        raise EngineError(-1116, "Invalid orderType.") from None
+    return _parse_enum(OrderType, value)
 
 
 def _parse_tif(value: TimeInForce | str) -> TimeInForce:
-    if isinstance(value, TimeInForce):
-        return value
-    try:
-        return TimeInForce(value)
-    except ValueError:
-        raise EngineError(-1115, "Invalid timeInForce.") from None
+    return _parse_enum(TimeInForce, value)
 
 
 def _parse_stp(value: SelfTradePreventionMode | str) -> SelfTradePreventionMode:
-    if isinstance(value, SelfTradePreventionMode):
-        return value
-    try:
-        return SelfTradePreventionMode(value)
-    except ValueError:
-        raise EngineError(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid.") from None
+    return _parse_enum(SelfTradePreventionMode, value)
 
 
 def _check_limit(limit: int, maximum: int) -> None:
