@@ -15,6 +15,7 @@ class Ports:
     provider: int
     http: int
     mcp: int
+    metrics: int = 0  # the provider's Prometheus port; 0: any free one
 
 
 @dataclass
@@ -58,6 +59,7 @@ def build_system(
         "EXCHANGE_SIM_ADDR": f"127.0.0.1:{ports.sim}",
         "PROVIDER_GRPC_ADDR": provider_addr,
         "PROVIDER_DATA_DIR": str(data_dir),
+        "PROVIDER_METRICS_ADDR": f"127.0.0.1:{ports.metrics}",
         "GATEWAY_HTTP_ADDR": f"127.0.0.1:{ports.http}",
         "GATEWAY_MCP_ADDR": f"127.0.0.1:{ports.mcp}",
         **(extra_env or {}),

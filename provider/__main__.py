@@ -7,9 +7,15 @@ import logging
 import sys
 
 import aiohttp
+from aiohttp import web
 
 from provider.binance.rest import RestClient
+from provider.binance.signing import load_signer
+from provider.binance.streams import StreamPool
 from provider.config import ProviderConfig, load_config
+from provider.marketdata.hub import MarketConfig, MarketDataHub
+from provider.metrics import metrics_app
+from provider.service.market_data import MarketDataServicer
 from provider.service.server import ProviderServer
 from provider.venue import VenueMonitor, VenueStatus
 from service_runtime.config import ConfigError
@@ -20,14 +26,41 @@ log = logging.getLogger("provider")
 
 
 async def serve(config: ProviderConfig) -> int:
-    server = ProviderServer(config.grpc_addr)
-    try:
-        await server.start()
-    except OSError as exc:
-        log.error("%s", exc)
-        return 2
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(config.urls.rest, session)
+        creds = config.credentials
+        signer = (
+            load_signer(creds.api_key, secret=creds.api_secret, private_key_file=creds.private_key_file)
+            if creds is not None
+            else None
+        )
+        rest = RestClient(config.urls.rest, session, signer=signer)
+        hub = MarketDataHub(
+            rest,
+            lambda handler: StreamPool(config.urls.ws, session, handler),
+            MarketConfig(
+                pinned=config.symbols,
+                snapshot_limit=config.snapshot_limit,
+                idle_release_s=config.idle_release_s,
+            ),
+        )
+        server = ProviderServer(config.grpc_addr, market_data=MarketDataServicer(hub, rest))
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("%s", exc)
+            return 2
+        metrics_runner: web.AppRunner | None = None
+        if config.metrics_addr is not None:
+            metrics_runner = web.AppRunner(metrics_app(hub, rest), access_log=None, handle_signals=False)
+            await metrics_runner.setup()
+            try:
+                await web.TCPSite(metrics_runner, config.metrics_addr.host, config.metrics_addr.port).start()
+            except OSError as exc:
+                log.error("PROVIDER_METRICS_ADDR: cannot listen on %s: %s", config.metrics_addr, exc)
+                await metrics_runner.cleanup()
+                await server.stop(0)
+                return 2
+        await hub.start()
         pending: set[asyncio.Task[None]] = set()
 
         def on_venue_change(status: VenueStatus) -> None:
@@ -49,6 +82,9 @@ async def serve(config: ProviderConfig) -> int:
         log.info("stopping: no new calls, draining streams")
         await server.stop()
         await monitor.stop()
+        await hub.close()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await asyncio.gather(*pending, return_exceptions=True)
     log.info("stopped")
     return 0

@@ -48,6 +48,24 @@ def _url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _snapshot_limit(text: str) -> int:
+    value = int(text)
+    if value not in (100, 500, 1000, 5000):
+        raise ValueError(f"expected 100, 500, 1000 or 5000 (Binance's depth weight steps), got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _optional_address(text: str) -> Address | None:
+    return None if text.strip().lower() == "off" else parse_address(text)
+
+
 SETTINGS: list[Setting[object]] = [
     Setting("VENUE", "sim", parse_choice("sim", "testnet", "live"), "venue preset: sim, testnet or live"),
     Setting("BINANCE_REST_URL", None, _url, "REST base URL (overrides the venue preset)"),
@@ -60,6 +78,9 @@ SETTINGS: list[Setting[object]] = [
     Setting("PROVIDER_SYMBOLS", "BTCUSDT,ETHUSDT", parse_symbols, "symbols tracked from start"),
     Setting("PROVIDER_DATA_DIR", "./data", Path, "LMDB data directory"),
     Setting("PROVIDER_TRADING", "off", parse_on_off, "allow orders: on or off"),
+    Setting("PROVIDER_SNAPSHOT_LIMIT", "1000", _snapshot_limit, "local book snapshot size: 100, 500, 1000 or 5000"),
+    Setting("PROVIDER_IDLE_RELEASE_S", "600", _seconds, "release on-demand symbols after this idle time"),
+    Setting("PROVIDER_METRICS_ADDR", "127.0.0.1:9464", _optional_address, "Prometheus /metrics address, or off"),
     Setting("SIM_API_KEY", SIM_DEMO_API_KEY, str, "simulator account API key (used with VENUE=sim)"),
     Setting("SIM_API_SECRET", SIM_DEMO_API_SECRET, str, "simulator account API secret (used with VENUE=sim)"),
 ]
@@ -85,6 +106,9 @@ class ProviderConfig:
     symbols: tuple[str, ...]
     data_dir: Path
     trading: bool
+    snapshot_limit: int = 1000
+    idle_release_s: float = 600.0
+    metrics_addr: Address | None = None
 
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ProviderConfig:
@@ -116,7 +140,9 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         credentials = Credentials(str(values["SIM_API_KEY"]), str(values["SIM_API_SECRET"]))
     symbols = values["PROVIDER_SYMBOLS"]
     grpc_addr = values["PROVIDER_GRPC_ADDR"]
+    metrics_addr = values["PROVIDER_METRICS_ADDR"]
     assert isinstance(symbols, tuple) and isinstance(grpc_addr, Address)
+    assert metrics_addr is None or isinstance(metrics_addr, Address)
     return ProviderConfig(
         venue=venue,
         urls=urls,
@@ -125,4 +151,7 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         symbols=symbols,
         data_dir=Path(str(values["PROVIDER_DATA_DIR"])),
         trading=bool(values["PROVIDER_TRADING"]),
+        snapshot_limit=int(str(values["PROVIDER_SNAPSHOT_LIMIT"])),
+        idle_release_s=float(str(values["PROVIDER_IDLE_RELEASE_S"])),
+        metrics_addr=metrics_addr,
     )

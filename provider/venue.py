@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provider.binance.rest import RestClient
-from provider.errors import ExchangeUnavailable
+from provider.errors import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class VenueMonitor:
         local_before = time.time() * 1000
         try:
             server_ms = await self._rest.server_time()
-        except ExchangeUnavailable as exc:
+        except ProviderError as exc:  # also RateLimited/IpBanned: the venue is not usable now
             status = VenueStatus(False, self.status.clock_offset_ms, 0.0, int(local_before), exc.message)
         else:
             round_trip = (time.monotonic() - started) * 1000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import grpc
 from binance.provider.v1 import (
@@ -16,6 +15,7 @@ from binance.provider.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
+from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -33,15 +33,8 @@ SERVICES = (MARKET_DATA, TRADING, ACCOUNT, ANALYTICS)
 OVERALL = ""  # the health service's name for the server as a whole
 
 
-@dataclass
-class ServiceHealth:
-    """Which services are built (able to serve when the venue is reachable)."""
-
-    built: frozenset[str]
-
-
 class ProviderServer:
-    def __init__(self, address: Address) -> None:
+    def __init__(self, address: Address, *, market_data: md_grpc.MarketDataServicer | None = None) -> None:
         self._address = address
         self._server = grpc.aio.server(
             options=[
@@ -53,11 +46,13 @@ class ProviderServer:
         )
         # grpc-stubs lacks the asyncio health servicer that grpcio-health-checking ships.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self._built: frozenset[str] = frozenset()
+        built: set[str] = set()
         self.port = 0
 
+        if market_data is not None:
+            built.add(MARKET_DATA.full_name)
         market_data_pb2_grpc.add_MarketDataServicer_to_server(
-            unbuilt_servicer(market_data_pb2_grpc.MarketDataServicer, MARKET_DATA, "market data (issue #4)"),
+            market_data or unbuilt_servicer(md_grpc.MarketDataServicer, MARKET_DATA, "market data"),
             self._server,
         )
         trading_pb2_grpc.add_TradingServicer_to_server(
@@ -70,6 +65,7 @@ class ProviderServer:
             unbuilt_servicer(analytics_pb2_grpc.AnalyticsServicer, ANALYTICS, "analytics (issue #6)"),
             self._server,
         )
+        self._built = frozenset(built)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = [s.full_name for s in SERVICES]
         reflection.enable_server_reflection(

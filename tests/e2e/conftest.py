@@ -12,7 +12,7 @@ from launcher.system import Ports, System, build_system
 
 
 def fresh_ports() -> Ports:
-    return Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port())
+    return Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
 
 
 @pytest.fixture(scope="session")

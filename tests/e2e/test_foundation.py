@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from binance.provider.v1 import market_data_pb2, market_data_pb2_grpc
+from binance.provider.v1 import trading_pb2, trading_pb2_grpc
 from mcp.client.client import Client
 
 from launcher.processes import ManagedProcess, free_port, wait_until
@@ -76,11 +76,18 @@ def test_unbuilt_services_are_not_serving(system: System) -> None:
 
 async def test_unbuilt_rpc_answers_unimplemented_naming_the_method(system: System) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{system.ports.provider}") as channel:
-        stub = market_data_pb2_grpc.MarketDataStub(channel)
+        stub = trading_pb2_grpc.TradingStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await stub.GetKlines(market_data_pb2.GetKlinesRequest(symbol="BTCUSDT"), timeout=5)
+            await stub.GetOrder(trading_pb2.GetOrderRequest(symbol="BTCUSDT"), timeout=5)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "MarketData/GetKlines" in (raised.value.details() or "")
+    assert "Trading/GetOrder" in (raised.value.details() or "")
+
+
+def test_built_services_are_serving(system: System) -> None:
+    result = grpcurl(system.ports.provider, "grpc.health.v1.Health/Check",
+                     data='{"service": "binance.provider.v1.MarketData"}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": "SERVING"}
 
 
 async def test_http_gateway_health_shows_gateway_and_provider(system: System) -> None:

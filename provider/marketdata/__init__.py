@@ -1,0 +1,1 @@
+"""Market data: local books, tickers and trades kept from the exchange streams, and their fan-out."""
