@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/binance/provider/v1/*.proto)
 GENERATED := generated/.stamp
-HAND_WRITTEN := provider gateway_http gateway_mcp exchange_sim provider_client service_runtime launcher tests bench
+HAND_WRITTEN := provider gateway_auth gateway_http gateway_mcp exchange_sim provider_client service_runtime launcher tests bench
 
 .PHONY: install protos run test lint bench clean
 

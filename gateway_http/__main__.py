@@ -1,10 +1,15 @@
-"""`python -m gateway_http`: REST and WebSocket gateway in front of the provider."""
+"""`python -m gateway_http`: REST and WebSocket gateway in front of the provider.
+
+`python -m gateway_http tokens add NAME --scopes read,account [--file PATH]` and
+`python -m gateway_http tokens list` manage the bearer tokens file (see gateway_auth.cli).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from gateway_auth.cli import tokens_main
 from gateway_http.app import create_app
 from gateway_http.config import load_config
 from service_runtime.config import ConfigError
@@ -22,9 +27,17 @@ async def main() -> int:
     except ConfigError as exc:
         log.error("configuration: %s", exc)
         return 2
-    log.info("provider at %s", config.provider_addr)
+    log.info(
+        "provider at %s, venue %s, %d bearer token(s)", config.provider_addr, config.venue, len(config.tokens.entries)
+    )
+    if not config.tokens.entries:
+        log.warning(
+            "no bearer tokens (GATEWAY_TOKENS_FILE): every route except /health, /metrics and the docs answers 401"
+        )
     return await serve_aiohttp(create_app(config), config.addr, "GATEWAY_HTTP_ADDR", log)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["tokens"]:
+        sys.exit(tokens_main(sys.argv[2:]))
     run_main(main)

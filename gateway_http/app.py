@@ -1,4 +1,10 @@
-"""The HTTP gateway's aiohttp application: routes, and the provider channel owned by the app."""
+"""The HTTP gateway's aiohttp application: routes, middlewares, and the provider channel owned by the app.
+
+Middlewares, outermost first: metrics (sees every final status), CORS (decorates error answers
+too), errors (one JSON shape, no tracebacks), auth (per-route scope), per-token rate limit.
+Routes are registered through `app[API].route(...)` (gateway_http.openapi), which declares the
+scope, parameters and OpenAPI operation in one place.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,45 @@ import grpc
 from aiohttp import web
 
 from gateway_http.config import HttpGatewayConfig
+from gateway_http.errors import errors_middleware
+from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
+from gateway_http.openapi import API, Api, add_openapi_routes
+from gateway_http.security import RateLimiter, auth_middleware, cors_middleware, rate_limit_middleware
 from provider_client.channel import open_channel
 from provider_client.health import check_provider
 
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 STARTED_AT = web.AppKey("started_at", float)
+
+API_TITLE = "Binance Spot gateway"
+API_VERSION = "0.1.0"
+API_DESCRIPTION = (
+    "REST and WebSocket access to Binance Spot market data, analytics, account and trading, "
+    "through a provider that owns the exchange connection."
+)
+
+HEALTH_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "required": ["status", "gateway", "provider"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]},
+        "gateway": {
+            "type": "object",
+            "required": ["name", "uptimeSeconds"],
+            "properties": {"name": {"type": "string"}, "uptimeSeconds": {"type": "number"}},
+        },
+        "provider": {
+            "type": "object",
+            "required": ["status", "latencyMs", "services"],
+            "properties": {
+                "status": {"type": "string", "description": "SERVING, NOT_SERVING or UNREACHABLE"},
+                "latencyMs": {"type": "number"},
+                "services": {"type": "object", "additionalProperties": {"type": "string"}},
+                "error": {"type": "string"},
+            },
+        },
+    },
+}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -30,6 +70,18 @@ async def health(request: web.Request) -> web.Response:
 def create_app(config: HttpGatewayConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[STARTED_AT] = time.monotonic()
+    api = app[API] = Api(app, API_TITLE, API_VERSION, API_DESCRIPTION)
+    metrics = app[METRICS] = Metrics()
+    app.middlewares.extend(
+        [
+            metrics_middleware(metrics),
+            cors_middleware(config.cors_origins),
+            errors_middleware,
+            auth_middleware(config.tokens, api),
+        ]
+    )
+    if config.rate_limit is not None:
+        app.middlewares.append(rate_limit_middleware(RateLimiter(config.rate_limit)))
 
     async def provider_channel(app: web.Application) -> AsyncIterator[None]:
         app[CHANNEL] = open_channel(config.provider_addr)
@@ -37,5 +89,17 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
         await app[CHANNEL].close(None)
 
     app.cleanup_ctx.append(provider_channel)
-    app.router.add_get("/health", health)
+    api.route(
+        "GET",
+        "/health",
+        health,
+        scope=None,
+        summary="Health of the gateway and of the provider behind it (no token needed)",
+        response=HEALTH_SCHEMA,
+        tags=("meta",),
+        calls_provider=False,
+        extra_responses={503: ("the provider is not serving; same body", HEALTH_SCHEMA)},
+    )
+    add_metrics_route(api)
+    add_openapi_routes(api)
     return app

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from service_runtime.config import Address, Setting, Settings, parse_address
+from gateway_auth.tokens import TokenStore, load_gateway_tokens
+from gateway_http.security import RateLimit, parse_origins, parse_rate_limit
+from service_runtime.config import Address, Setting, Settings, parse_address, parse_choice
+
+DEFAULT_RATE_LIMIT = RateLimit(per_second=20.0, burst=40)
 
 
 @dataclass(frozen=True)
 class HttpGatewayConfig:
     addr: Address
     provider_addr: Address
+    venue: str = "sim"
+    tokens: TokenStore = field(default_factory=TokenStore)
+    cors_origins: tuple[str, ...] = ()
+    rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
 
 
 SETTINGS: list[Setting[object]] = [
     Setting("GATEWAY_HTTP_ADDR", "127.0.0.1:8080", parse_address, "HTTP listen address"),
     Setting("PROVIDER_GRPC_ADDR", "127.0.0.1:50051", parse_address, "the provider's gRPC address"),
+    Setting(
+        "VENUE", "sim", parse_choice("sim", "testnet", "live"), "venue: with testnet or live a tokens file is required"
+    ),
+    Setting("GATEWAY_TOKENS_FILE", None, Path, "bearer tokens file (JSON list of name, sha256, scopes)"),
+    Setting("GATEWAY_HTTP_CORS_ORIGINS", "", parse_origins, "comma-separated browser origins allowed by CORS"),
+    Setting("GATEWAY_HTTP_RATE_LIMIT", "20,40", parse_rate_limit, "per-token requests per second,burst (or off)"),
 ]
 
 
@@ -24,4 +39,15 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     values, _ = Settings("python -m gateway_http", "REST and WebSocket gateway", SETTINGS).parse(argv, environ)
     addr, provider_addr = values["GATEWAY_HTTP_ADDR"], values["PROVIDER_GRPC_ADDR"]
     assert isinstance(addr, Address) and isinstance(provider_addr, Address)
-    return HttpGatewayConfig(addr=addr, provider_addr=provider_addr)
+    venue, tokens_file = values["VENUE"], values["GATEWAY_TOKENS_FILE"]
+    assert isinstance(venue, str) and (tokens_file is None or isinstance(tokens_file, Path))
+    origins, rate_limit = values["GATEWAY_HTTP_CORS_ORIGINS"], values["GATEWAY_HTTP_RATE_LIMIT"]
+    assert isinstance(origins, tuple) and (rate_limit is None or isinstance(rate_limit, RateLimit))
+    return HttpGatewayConfig(
+        addr=addr,
+        provider_addr=provider_addr,
+        venue=venue,
+        tokens=load_gateway_tokens(tokens_file, venue),
+        cors_origins=origins,
+        rate_limit=rate_limit,
+    )

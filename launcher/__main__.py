@@ -1,5 +1,9 @@
 """`python -m launcher` (what `make run` runs): the whole system with the simulator as venue.
 
+Bearer tokens: GATEWAY_TOKENS_FILE if set; otherwise a development file under the data
+directory (dev-tokens.json), created on first run with one token per scope set and printed once.
+Delete it to get new tokens.
+
 Ports come from the usual variables (EXCHANGE_SIM_ADDR, PROVIDER_GRPC_ADDR, GATEWAY_HTTP_ADDR,
 GATEWAY_MCP_ADDR) or their defaults. Ctrl-C (or SIGTERM) stops every process, gateways first,
 and waits for each to exit; nothing is left behind.
@@ -13,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gateway_auth.tokens import create_dev_tokens, sorted_scopes
 from launcher.processes import ProcessFailed
 from launcher.system import Ports, build_system
 from service_runtime.config import ConfigError, parse_address
@@ -25,6 +30,20 @@ def _port(env: str, default: str) -> int:
         raise ConfigError(f"{env}: {exc}") from None
 
 
+DEV_TOKENS_FILE = "dev-tokens.json"
+
+
+def _dev_tokens_note(path: Path) -> str:
+    """Create the development tokens file if missing; the lines telling the user about it."""
+    if path.exists():
+        return f"  bearer tokens in {path} (printed when it was created; delete it for new ones)\n"
+    lines = [f"  development bearer tokens, shown only now (hashes in {path}):\n"]
+    for name, scopes, token in create_dev_tokens(path):
+        lines.append(f"    {name:<12} {','.join(sorted_scopes(scopes)):<20} {token}\n")
+    lines.append('    e.g. curl -H "Authorization: Bearer <token>" ...\n')
+    return "".join(lines)
+
+
 def main() -> int:
     try:
         ports = Ports(
@@ -32,13 +51,19 @@ def main() -> int:
             provider=_port("PROVIDER_GRPC_ADDR", "127.0.0.1:50051"),
             http=_port("GATEWAY_HTTP_ADDR", "127.0.0.1:8080"),
             mcp=_port("GATEWAY_MCP_ADDR", "127.0.0.1:8765"),
+            metrics=_port("PROVIDER_METRICS_ADDR", "127.0.0.1:9464"),
         )
     except ConfigError as exc:
         print(f"configuration: {exc}", file=sys.stderr)
         return 2
     data_dir = Path(os.environ.get("PROVIDER_DATA_DIR", "./data"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    system = build_system(ports, data_dir)
+    tokens_file = os.environ.get("GATEWAY_TOKENS_FILE") or None
+    tokens_note = f"  bearer tokens from {tokens_file}\n"
+    if tokens_file is None:
+        tokens_file = str(data_dir / DEV_TOKENS_FILE)
+        tokens_note = _dev_tokens_note(data_dir / DEV_TOKENS_FILE)
+    system = build_system(ports, data_dir, extra_env={"GATEWAY_TOKENS_FILE": tokens_file})
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -52,8 +77,7 @@ def main() -> int:
         f"  exchange_sim   http://127.0.0.1:{ports.sim}   (REST /api/v3, streams /ws and /stream, WS API /ws-api/v3)\n"
         f"  provider       127.0.0.1:{ports.provider}      (gRPC: grpcurl -plaintext 127.0.0.1:{ports.provider} list)\n"
         f"  gateway_http   http://127.0.0.1:{ports.http}   (curl 127.0.0.1:{ports.http}/health)\n"
-        f"  gateway_mcp    http://127.0.0.1:{ports.mcp}/mcp\n"
-        "Press Ctrl-C to stop.\n",
+        f"  gateway_mcp    http://127.0.0.1:{ports.mcp}/mcp\n" + tokens_note + "Press Ctrl-C to stop.\n",
         flush=True,
     )
     while not stop.wait(0.5):
