@@ -11,7 +11,7 @@ from aiohttp import web
 
 from provider.binance.rest import RestClient
 from provider.binance.signing import load_signer
-from provider.binance.streams import StreamPool
+from provider.binance.streams import StreamPool, StreamPoolConfig
 from provider.config import ProviderConfig, load_config
 from provider.marketdata.hub import MarketConfig, MarketDataHub
 from provider.metrics import metrics_app
@@ -36,7 +36,9 @@ async def serve(config: ProviderConfig) -> int:
         rest = RestClient(config.urls.rest, session, signer=signer)
         hub = MarketDataHub(
             rest,
-            lambda handler: StreamPool(config.urls.ws, session, handler),
+            lambda handler: StreamPool(
+                config.urls.ws, session, handler, StreamPoolConfig(data_silence_timeout_s=config.stream_stall_s)
+            ),
             MarketConfig(
                 pinned=config.symbols,
                 snapshot_limit=config.snapshot_limit,

@@ -80,6 +80,7 @@ SETTINGS: list[Setting[object]] = [
     Setting("PROVIDER_TRADING", "off", parse_on_off, "allow orders: on or off"),
     Setting("PROVIDER_SNAPSHOT_LIMIT", "1000", _snapshot_limit, "local book snapshot size: 100, 500, 1000 or 5000"),
     Setting("PROVIDER_IDLE_RELEASE_S", "600", _seconds, "release on-demand symbols after this idle time"),
+    Setting("PROVIDER_STREAM_STALL_S", "30", _seconds, "a stream connection with no event for this long is dead"),
     Setting("PROVIDER_METRICS_ADDR", "127.0.0.1:9464", _optional_address, "Prometheus /metrics address, or off"),
     Setting("SIM_API_KEY", SIM_DEMO_API_KEY, str, "simulator account API key (used with VENUE=sim)"),
     Setting("SIM_API_SECRET", SIM_DEMO_API_SECRET, str, "simulator account API secret (used with VENUE=sim)"),
@@ -108,6 +109,7 @@ class ProviderConfig:
     trading: bool
     snapshot_limit: int = 1000
     idle_release_s: float = 600.0
+    stream_stall_s: float = 30.0
     metrics_addr: Address | None = None
 
 
@@ -153,5 +155,6 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         trading=bool(values["PROVIDER_TRADING"]),
         snapshot_limit=int(str(values["PROVIDER_SNAPSHOT_LIMIT"])),
         idle_release_s=float(str(values["PROVIDER_IDLE_RELEASE_S"])),
+        stream_stall_s=float(str(values["PROVIDER_STREAM_STALL_S"])),
         metrics_addr=metrics_addr,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -348,7 +348,7 @@ async def depth_messages(
     limit: int,
     batch_s: float,
     diffs: DiffMessages,
-) -> AsyncIterator[md.StreamDepthResponse]:
+) -> AsyncGenerator[md.StreamDepthResponse, None]:
     """The StreamDepth protocol for one subscriber (see market_data.proto and SymbolBook).
 
     A snapshot is taken from the live book when the subscriber joins (if in sync), after each

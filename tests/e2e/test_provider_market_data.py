@@ -7,8 +7,9 @@ only against the provider's view of itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 
 import aiohttp
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-async def stub(system: System) -> AsyncIterator[md_grpc.MarketDataStub]:
+async def stub(system: System) -> AsyncIterator[md_grpc.MarketDataAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{system.ports.provider}") as channel:
         yield md_grpc.MarketDataStub(channel)
 
@@ -55,7 +56,7 @@ class ClientBook:
             return
         diff = message.diff
         assert self.valid, "a diff arrived while the client's copy is void"
-        assert diff.first_update_id == self.last_id + 1, f"continuity broken: {diff.first_update_id} after {self.last_id}"
+        assert diff.first_update_id == self.last_id + 1, f"continuity: {diff.first_update_id} after {self.last_id}"
         for side, levels in ((self.bids, diff.bids), (self.asks, diff.asks)):
             for lv in levels:
                 if Decimal(lv.quantity) == 0:
@@ -75,19 +76,21 @@ def _top(levels: list[list[str]], n: int) -> list[tuple[Decimal, Decimal]]:
 
 
 async def test_stream_depth_matches_the_simulators_true_book(
-    stub: md_grpc.MarketDataStub, sim: aiohttp.ClientSession
+    stub: md_grpc.MarketDataAsyncStub, sim: aiohttp.ClientSession
 ) -> None:
     book = ClientBook()
     history: dict[int, tuple[object, object]] = {}
     stream = stub.StreamDepth(md.StreamDepthRequest(symbol="BTCUSDT", limit=1000))
     compared = 0
     snapshots_seen = 0
+    progress = asyncio.Event()
 
     async def consume() -> None:
         nonlocal snapshots_seen
         async for message in stream:
             snapshots_seen += message.HasField("snapshot")
             book.on(message)
+            progress.set()
             if book.valid:
                 history[book.last_id] = book.top(20)
 
@@ -101,7 +104,9 @@ async def test_stream_depth_matches_the_simulators_true_book(
             # The provider's stream reaches that id within a few 100 ms windows.
             waited = time.monotonic() + 5
             while target not in history and book.last_id < target and time.monotonic() < waited:
-                await asyncio.sleep(0.02)
+                progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), max(0.0, waited - time.monotonic()))
             if target in history:
                 bids, asks = history[target]
                 assert bids == _top(truth["bids"], 20), f"bids differ at update id {target}"
@@ -117,7 +122,7 @@ async def test_stream_depth_matches_the_simulators_true_book(
 
 
 async def test_order_book_answer_carries_freshness_and_matches_the_venue(
-    stub: md_grpc.MarketDataStub, sim: aiohttp.ClientSession
+    stub: md_grpc.MarketDataAsyncStub, sim: aiohttp.ClientSession
 ) -> None:
     answer = await stub.GetOrderBook(md.GetOrderBookRequest(symbol="ETHUSDT", limit=10), timeout=10)
     assert answer.symbol == "ETHUSDT"
@@ -130,15 +135,15 @@ async def test_order_book_answer_carries_freshness_and_matches_the_venue(
     assert prices == sorted(prices, reverse=True)
 
 
-async def test_symbol_not_tracked_yet_is_tracked_on_demand(stub: md_grpc.MarketDataStub) -> None:
+async def test_symbol_not_tracked_yet_is_tracked_on_demand(stub: md_grpc.MarketDataAsyncStub) -> None:
     answer = await stub.GetOrderBook(md.GetOrderBookRequest(symbol="bnbusdt", limit=5), timeout=15)
     assert answer.symbol == "BNBUSDT" and answer.freshness.in_sync and len(answer.bids) == 5
     ticker = await stub.GetBookTicker(md.GetBookTickerRequest(symbols=["BNBUSDT"]), timeout=10)
     assert ticker.tickers[0].symbol == "BNBUSDT"
 
 
-async def test_bad_parameters_are_invalid_argument_naming_the_field(stub: md_grpc.MarketDataStub) -> None:
-    cases = [
+async def test_bad_parameters_are_invalid_argument_naming_the_field(stub: md_grpc.MarketDataAsyncStub) -> None:
+    cases: list[tuple[Awaitable[object], str]] = [
         (stub.GetOrderBook(md.GetOrderBookRequest(symbol="NOPEUSDT")), "symbol"),
         (stub.GetOrderBook(md.GetOrderBookRequest(symbol="BTCUSDT", limit=6000)), "limit"),
         (stub.GetKlines(md.GetKlinesRequest(symbol="BTCUSDT")), "interval"),
@@ -149,9 +154,9 @@ async def test_bad_parameters_are_invalid_argument_naming_the_field(stub: md_grp
             await call
         error = caught.value
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-        status = rpc_status.from_call(error)
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]  # an AioRpcError is a Call
         assert status is not None
-        fields = []
+        fields: list[str] = []
         for detail in status.details:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
@@ -160,7 +165,7 @@ async def test_bad_parameters_are_invalid_argument_naming_the_field(stub: md_grp
         assert fields == [field], (fields, error.details())
 
 
-async def test_rest_backed_calls(stub: md_grpc.MarketDataStub) -> None:
+async def test_rest_backed_calls(stub: md_grpc.MarketDataAsyncStub) -> None:
     klines = await stub.GetKlines(
         md.GetKlinesRequest(symbol="BTCUSDT", interval=md.KLINE_INTERVAL_MINUTE_1, limit=3), timeout=10
     )
@@ -179,7 +184,7 @@ async def test_rest_backed_calls(stub: md_grpc.MarketDataStub) -> None:
     assert len(trades.trades) <= 5
 
 
-async def test_live_streams_share_upstream_and_deliver(stub: md_grpc.MarketDataStub) -> None:
+async def test_live_streams_share_upstream_and_deliver(stub: md_grpc.MarketDataAsyncStub) -> None:
     async def first(call: object, want: int) -> list[object]:
         got: list[object] = []
         async for message in call:  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ Driven with hand-written diffs and a fetch function the test controls (no networ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,8 +34,12 @@ class Venue:
         return answer
 
 
-def diff(first: int, last: int, bids: list[list[str]] | None = None, asks: list[list[str]] | None = None) -> dict[str, Any]:
-    return {"e": "depthUpdate", "E": 1_000 + last, "s": "BTCUSDT", "U": first, "u": last, "b": bids or [], "a": asks or []}
+Levels = list[list[str]]
+
+
+def diff(first: int, last: int, bids: Levels | None = None, asks: Levels | None = None) -> dict[str, Any]:
+    event = {"e": "depthUpdate", "E": 1_000 + last, "s": "BTCUSDT", "U": first, "u": last}
+    return {**event, "b": bids or [], "a": asks or []}
 
 
 SNAP = DepthSnapshot(10, (("100.00", "1.0"), ("99.00", "2.0")), (("101.00", "1.5"), ("102.00", "3.0")))
@@ -129,7 +133,7 @@ async def test_unreadable_event_resynchronises(venue_book: tuple[Venue, SymbolBo
 # ------------------------------------------------------------------ the StreamDepth protocol
 
 
-async def collect(gen: AsyncIterator[md.StreamDepthResponse], n: int) -> list[md.StreamDepthResponse]:
+async def collect(gen: AsyncGenerator[md.StreamDepthResponse, None], n: int) -> list[md.StreamDepthResponse]:
     out = []
     async for message in gen:
         out.append(message)

@@ -1,0 +1,1 @@
+"""Recorded market history (LMDB) and the array shapes analytics reads it as."""

@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.bench_analytics import synthetic_market
+from provider.analytics.anomalies import (
+    Anomalies,
+    AnomalyType,
+    anomalies,
+    binomial_sf,
+    detect_flash_crash_risk,
+    detect_icebergs,
+    detect_quote_stuffing,
+)
+from provider.analytics.window import DataQualityFlag, Severity, TickGrid, Window
+from provider.history.arrays import ActivityArrays, SnapshotArrays, TradeArrays
+from tests.provider.analytics import T0, make_bars, make_snaps, make_trades, seconds
+
+GRID = TickGrid("0.01")
+
+
+def run(trades: TradeArrays, snaps: SnapshotArrays, bars: ActivityArrays, window: Window) -> Anomalies:
+    return anomalies(
+        symbol="X", requested=window, now_ms=window.end_ms, trades=trades, snapshots=snaps, activity=bars,
+        tick_size="0.01",
+    )  # fmt: skip
+
+
+# --- quote stuffing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("updates", "fills", "expected"),
+    [
+        ([100, 100, 100], [0, 0, 0], []),
+        ([500, 501, 100], [0, 0, 0], [(1, 1, Severity.MEDIUM, 0.5)]),  # 500 is not above 500
+        ([600, 100], [60, 0], []),  # fills exactly 10 %: not under
+        ([600, 100], [59, 0], [(0, 0, Severity.MEDIUM, 0.5)]),
+        ([750, 751, 1000], [0, 0, 0], [(0, 2, Severity.HIGH, 0.75)]),  # peak 1000: high, 3 s
+        ([1001, 600, 600, 600, 600, 600], [0] * 6, [(0, 5, Severity.CRITICAL, 1.0)]),
+        ([800, 10, 800], [0, 0, 0], [(0, 0, Severity.HIGH, 0.5), (2, 2, Severity.HIGH, 0.5)]),
+    ],
+)
+def test_quote_stuffing(updates: list[int], fills: list[int], expected: list[tuple[int, int, Severity, float]]) -> None:
+    n = len(updates)
+    bars = make_bars(seconds(n), bid_updates=[u // 2 for u in updates], ask_updates=[u - u // 2 for u in updates],
+                     trade_count=fills)  # fmt: skip
+    got = detect_quote_stuffing(bars)
+    assert [
+        ((a.window.start_ms - T0) // 1000, (a.window.end_ms - T0) // 1000 - 1, a.severity, a.confidence) for a in got
+    ] == expected
+    for a in got:
+        assert a.type is AnomalyType.QUOTE_STUFFING
+        assert a.recommended_action
+        assert {e.name for e in a.evidence} >= {"peak_updates_per_second", "fill_ratio"}
+
+
+def test_stuffing_episode_ends_at_a_recording_gap() -> None:
+    bars = make_bars([T0, T0 + 1000, T0 + 5000], bid_updates=[900, 900, 900])
+    assert len(detect_quote_stuffing(bars)) == 2
+
+
+# --- icebergs ---------------------------------------------------------------------------------
+
+
+def iceberg_book(m: int, refill: bool) -> tuple[SnapshotArrays, TradeArrays]:
+    """Asks 100.00 .. 100.03. 100.00 shows 1.0 and a buy of 1.0 trades it each second; with
+    ``refill`` it shows 1.0 again every next snapshot, else it drains. 100.01-100.03 each trade
+    0.01 a second and shrink by exactly that (never refill). Bids are static and untraded."""
+    t = seconds(m)
+    ask_px = [[100.00, 100.01, 100.02, 100.03]] * m
+    drain = [1.0 - 0.01 * i for i in range(m)]
+    ask_qty = [[1.0 if refill or i == 0 else 0.0, drain[i], drain[i], drain[i]] for i in range(m)]
+    if not refill:  # an emptied best level disappears: the next ask is the new best
+        ask_px = [ask_px[0]] + [[math.nan, 100.01, 100.02, 100.03]] * (m - 1)
+    bid_px = [[99.99, 99.98]] * m
+    bid_qty = [[1.0, 1.0]] * m
+    rows = []
+    for i in range(m - 1):
+        if refill or i == 0:
+            rows.append((t[i] + 500, 100.00, 1.0, False))
+        rows += [(t[i] + 600, p, 0.01, False) for p in (100.01, 100.02, 100.03)]
+    return make_snaps(t, bid_px, bid_qty, ask_px, ask_qty), make_trades(rows)
+
+
+def test_iceberg_is_found_with_hand_checked_evidence() -> None:
+    snaps, trades = iceberg_book(40, refill=True)
+    found = detect_icebergs(snaps, trades, GRID)
+    assert len(found) == 1
+    a = found[0]
+    assert (a.type, a.price) == (AnomalyType.ICEBERG, "100.00")
+    ev = {e.name: e.value for e in a.evidence}
+    assert (ev["refills"], ev["traded_intervals"]) == (39, 39)
+    assert ev["refilled_quantity"] == pytest.approx(39.0)  # 1.0 re-shown after each 1.0 traded
+    assert ev["median_refill_rate"] == 0.0  # the three draining levels never refill
+    assert ev["pooled_refill_probability"] == pytest.approx(39 / (4 * 39))
+    assert ev["p_value"] == pytest.approx(0.25**39)
+    assert a.confidence == pytest.approx(1.0)
+    assert a.severity is Severity.HIGH  # 39 refilled vs 1.0 displayed: >= 10x
+    assert a.detected_at_ms == T0 + 39_000
+    assert "resistance" in a.recommended_action
+
+
+def test_level_that_drains_is_no_iceberg() -> None:
+    snaps, trades = iceberg_book(40, refill=False)
+    assert detect_icebergs(snaps, trades, GRID) == []
+
+
+def test_short_series_is_no_iceberg() -> None:
+    snaps, trades = iceberg_book(3, refill=True)  # 2 refills: below the minimum of 3, and not significant
+    assert detect_icebergs(snaps, trades, GRID) == []
+
+
+def test_iceberg_on_bids_needs_aggressor_sells() -> None:
+    snaps, trades = iceberg_book(40, refill=True)
+    mirrored = make_snaps(snaps.time_ms.tolist(), snaps.ask_px * -1 + 200, snaps.ask_qty, snaps.bid_px * -1 + 200,
+                          snaps.bid_qty)  # fmt: skip
+    sells = TradeArrays(trades.time_ms, 200 - trades.price, trades.qty, ~trades.buyer_is_maker, trades.agg_id)
+    found = detect_icebergs(mirrored, sells, GRID)
+    assert [(a.price, "support" in a.recommended_action) for a in found] == [("100.00", True)]
+    assert detect_icebergs(mirrored, trades, GRID) == []  # buys never hit bids
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "p", "expected"),
+    [(0, 5, 0.3, 1.0), (2, 2, 0.5, 0.25), (1, 3, 0.5, 0.875), (3, 3, 0.0, 0.0), (4, 3, 0.5, 0.0), (2, 4, 1.0, 1.0)],
+)
+def test_binomial_sf(k: int, n: int, p: float, expected: float) -> None:
+    assert binomial_sf(k, n, p) == pytest.approx(expected)
+
+
+# --- flash-crash risk -------------------------------------------------------------------------
+
+
+def crash_market(drain: bool, widen: bool, cancels: bool, m: int = 120) -> tuple[SnapshotArrays, ActivityArrays]:
+    """Five levels a side of 1.0, spread 0.02; seconds 100-104 stressed as asked."""
+    t = seconds(m)
+    bid_px, bid_qty, ask_px = [], [], []
+    for i in range(m):
+        stressed = 100 <= i < 105
+        bid_px.append([99.99 - 0.01 * j for j in range(5)])
+        bid_qty.append([0.1 if stressed and drain else 1.0] * 5)
+        best_ask = 100.30 if stressed and widen else 100.01
+        ask_px.append([best_ask + 0.01 * j for j in range(5)])
+    removed = [10.0 if 95 <= i < 105 and cancels else 0.5 for i in range(m)]
+    bars = make_bars(t, bid_removed=removed, bid_traded=[0.5] * m)
+    return make_snaps(t, bid_px, bid_qty, ask_px, [[1.0] * 5] * m), bars
+
+
+@pytest.mark.parametrize(
+    ("drain", "widen", "cancels", "expected"),
+    [
+        (False, False, False, []),
+        (True, False, False, []),  # drained alone is not reported
+        (False, True, True, []),  # no drained side
+        (True, True, False, [(Severity.HIGH, 2 / 3)]),
+        (True, False, True, [(Severity.HIGH, 2 / 3)]),
+        (True, True, True, [(Severity.CRITICAL, 1.0)]),
+    ],
+)
+def test_flash_crash_risk(drain: bool, widen: bool, cancels: bool, expected: list[tuple[Severity, float]]) -> None:
+    snaps, bars = crash_market(drain, widen, cancels)
+    got = detect_flash_crash_risk(snaps, bars, GRID)
+    assert [a.severity for a in got] == [e[0] for e in expected]
+    assert [a.confidence for a in got] == pytest.approx([e[1] for e in expected])
+    for a in got:
+        assert (a.window.start_ms - T0, a.window.end_ms - T0) == (100_000, 105_000)
+        assert a.price == "99.99"
+        ev = {e.name: e.value for e in a.evidence}
+        assert ev["depth_drained_fraction"] == pytest.approx(0.9)
+        assert ev["baseline_depth"] == 5.0
+
+
+def test_flash_crash_needs_a_baseline() -> None:
+    snaps, bars = crash_market(True, True, True, m=59)
+    assert detect_flash_crash_risk(snaps, bars, GRID) == []
+
+
+# --- whole answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_quiet_synthetic_market_raises_no_anomaly(seed: int) -> None:
+    m = synthetic_market(seconds=1800, seed=seed)
+    r = run(m.trades, m.snapshots, m.activity, m.window)
+    assert r.anomalies == ()
+    assert r.meta.flags == ()
+    assert r.meta.snapshot_count == 1800
+    assert r.meta.trade_count == len(m.trades)
+
+
+def test_empty_window() -> None:
+    w = Window(T0, T0 + 60_000)
+    r = run(TradeArrays.empty(), SnapshotArrays.empty(20), ActivityArrays.empty(), w)
+    assert r.anomalies == ()
+    assert {DataQualityFlag.NO_TRADES, DataQualityFlag.FEW_SAMPLES, DataQualityFlag.PARTIAL_WINDOW} <= set(r.meta.flags)
+
+
+def test_one_price_and_a_gap() -> None:
+    m = synthetic_market(seconds=300, seed=5)
+    keep = np.ones(300, np.bool_)
+    keep[100:110] = False  # ten seconds not recorded
+    s, b = m.snapshots, m.activity
+    snaps = SnapshotArrays(s.time_ms[keep], s.last_update_id[keep], s.bid_px[keep], s.bid_qty[keep], s.ask_px[keep],
+                           s.ask_qty[keep])  # fmt: skip
+    bars = make_bars(b.time_ms[keep].tolist(), bid_updates=b.bid_updates[keep].tolist())
+    trades = TradeArrays(m.trades.time_ms, np.full(len(m.trades), 50_000.0), m.trades.qty, m.trades.buyer_is_maker,
+                         m.trades.agg_id)  # fmt: skip
+    r = run(trades, snaps, bars, m.window)
+    assert r.anomalies == ()
+    # The union of the bars' gap [100 s, 110 s) and the snapshots' [t_99 + 1 s, t_110) (jittered).
+    assert [(g.start_ms, g.end_ms) for g in r.meta.gaps] == [(T0 + 100_000, int(s.time_ms[110]))]
+    assert DataQualityFlag.RECORDING_GAP in r.meta.flags
+
+
+def test_answer_combines_detectors_in_time_order() -> None:
+    snaps, bars = crash_market(True, True, True)
+    bars = make_bars(bars.time_ms.tolist(), bid_removed=bars.bid_removed.tolist(), bid_traded=bars.bid_traded.tolist(),
+                     bid_updates=[800 if i == 10 else 10 for i in range(120)])  # fmt: skip
+    r = run(TradeArrays.empty(), snaps, bars, Window(T0, T0 + 120_000))
+    assert [a.type for a in r.anomalies] == [AnomalyType.QUOTE_STUFFING, AnomalyType.FLASH_CRASH_RISK]
+    assert {t.name for t in r.meta.thresholds} >= {"stuffing_updates_per_second", "iceberg_refill_rate_factor"}
