@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from exchange_sim.accounts import DEMO_API_KEY, DEMO_API_SECRET, SimAccount, load_accounts_file
 from exchange_sim.symbols import symbol_setup
-from service_runtime.config import Address, Setting, Settings, parse_address, parse_symbols
+from service_runtime.config import Address, Setting, Settings, parse_address, parse_on_off, parse_symbols
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -18,11 +20,34 @@ def _symbols(text: str) -> tuple[str, ...]:
     return symbols
 
 
+def _replay_files(text: str) -> tuple[Path, ...]:
+    paths = tuple(Path(p.strip()) for p in text.split(",") if p.strip())
+    for path in paths:
+        if not path.name.endswith((".gz", ".zst")):
+            raise ValueError(f"{path}: expected an hftbacktest .gz or a cryptofeed .jsonl.zst file")
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+    return paths
+
+
+def _speed(text: str) -> float:
+    speed = float(text)
+    if not speed >= 0 or speed == float("inf"):
+        raise ValueError(f"expected a finite number >= 0, got {text!r}")
+    return speed
+
+
 @dataclass(frozen=True)
 class SimConfig:
     addr: Address
     symbols: tuple[str, ...]
     seed: int
+    control: bool = False
+    replay: tuple[Path, ...] = ()
+    replay_speed: float = 1.0
+    accounts: tuple[SimAccount, ...] = ()  # from SIM_ACCOUNTS_FILE (format: exchange_sim.accounts)
+    api_key: str = DEMO_API_KEY  # the demo account's HMAC key (SIM_API_KEY / SIM_API_SECRET)
+    api_secret: str = field(default=DEMO_API_SECRET, repr=False)
 
 
 SETTINGS: list[Setting[object]] = [
@@ -34,6 +59,24 @@ SETTINGS: list[Setting[object]] = [
     ),
     Setting("SIM_SYMBOLS", "BTCUSDT,ETHUSDT,BNBUSDT", _symbols, "symbols with a synthetic market"),
     Setting("SIM_SEED", "1", int, "seed of the synthetic market (same seed, same market)"),
+    Setting("SIM_CONTROL", "off", parse_on_off, "on: serve the test-only fault-injection API under /control"),
+    Setting(
+        "SIM_REPLAY",
+        None,
+        _replay_files,
+        "comma-separated recorded files to replay (their symbols get no synthetic flow)",
+    ),
+    Setting(
+        "SIM_REPLAY_SPEED", "1.0", _speed, "replay pace: 1.0 as recorded, 2.0 twice as fast, 0 as fast as possible"
+    ),
+    Setting("SIM_API_KEY", DEMO_API_KEY, str, "API key of the funded demo account (HMAC)"),
+    Setting("SIM_API_SECRET", DEMO_API_SECRET, str, "HMAC secret of the demo account"),
+    Setting(
+        "SIM_ACCOUNTS_FILE",
+        None,
+        load_accounts_file,
+        "JSON list of extra accounts {api_key, secret | ed25519_public_key, balances} (see exchange_sim/accounts.py)",
+    ),
 ]
 
 
@@ -43,4 +86,18 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     )
     addr, symbols, seed = values["EXCHANGE_SIM_ADDR"], values["SIM_SYMBOLS"], values["SIM_SEED"]
     assert isinstance(addr, Address) and isinstance(symbols, tuple) and isinstance(seed, int)
-    return SimConfig(addr=addr, symbols=symbols, seed=seed)
+    control, replay, speed = values["SIM_CONTROL"], values["SIM_REPLAY"] or (), values["SIM_REPLAY_SPEED"]
+    assert isinstance(control, bool) and isinstance(replay, tuple) and isinstance(speed, float)
+    accounts, api_key, api_secret = values["SIM_ACCOUNTS_FILE"] or (), values["SIM_API_KEY"], values["SIM_API_SECRET"]
+    assert isinstance(accounts, tuple) and isinstance(api_key, str) and isinstance(api_secret, str)
+    return SimConfig(
+        addr=addr,
+        symbols=symbols,
+        seed=seed,
+        control=control,
+        replay=replay,
+        replay_speed=speed,
+        accounts=accounts,
+        api_key=api_key,
+        api_secret=api_secret,
+    )

@@ -3,7 +3,7 @@
 Pure asyncio: no aiohttp types. The market calls `publish`, `has_subscribers` and `subscribed_streams`;
 the connection side (`exchange_sim.wire.streams`) subclasses `Subscriber` and registers it with
 `open`/`subscribe`/`unsubscribe`/`set_combined`/`close`; the simulator's control API calls the fault
-hooks (`disconnect_all`, `disconnect`, `drop_next`, `reorder_next`, `stall`, `stop_pings`,
+hooks (`disconnect_all`, `disconnect`, `disconnect_stream`, `drop_next`, `reorder_next`, `stall`, `stop_pings`,
 `ignore_pongs`, `server_shutdown`, `reset_faults`).
 
 Stream names (§7): matched case-insensitively, but every connection sees them echoed exactly as it
@@ -271,6 +271,10 @@ _FAULT_COUNTERS: Final = (
 )
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class StreamHub:
     """Fan-out from the simulated market to WebSocket connections. Pure asyncio, no aiohttp types."""
 
@@ -280,8 +284,10 @@ class StreamHub:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         max_streams: int = MAX_STREAMS_PER_CONNECTION,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.queue_limit = queue_limit
+        self._now_ms = clock or _wall_ms  # the simulator's clock (shifted by the clock fault)
         self.max_streams = max_streams
         self.shutdown_grace = shutdown_grace
         self.counters: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
@@ -521,6 +527,11 @@ class StreamHub:
         self.fault_counters["disconnect"] += 1
         return self._abort(list(self._subs)[: max(n, 0)])
 
+    def disconnect_stream(self, stream: str) -> int:
+        """Drop every connection subscribed to `stream` abruptly (no close frame). Returns how many."""
+        self.fault_counters["disconnect"] += 1
+        return self._abort(list(self._topics.get(stream_key(stream), ())))
+
     def _abort(self, subs: list[Subscriber]) -> int:
         for sub in subs:
             self.close(sub)
@@ -606,7 +617,7 @@ class StreamHub:
         combined: ``{"stream":"!serverShutdown","data":{…}}``. The event is queued behind data
         already queued and is never refused. Returns how many connections were notified."""
         self.fault_counters["server_shutdown"] += 1
-        body = orjson.dumps({"e": "serverShutdown", "E": int(time.time() * 1000)})
+        body = orjson.dumps({"e": "serverShutdown", "E": self._now_ms()})
         micro_body = to_microseconds(body)
         prefix = combined_prefix(SERVER_SHUTDOWN_STREAM)
         subs = list(self._subs)

@@ -16,9 +16,11 @@ from aiohttp import web
 
 from gateway_http.config import HttpGatewayConfig
 from gateway_http.errors import errors_middleware
+from gateway_http.market_routes import add_market_routes
 from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
 from gateway_http.openapi import API, Api, add_openapi_routes
 from gateway_http.security import RateLimiter, auth_middleware, cors_middleware, rate_limit_middleware
+from gateway_http.streams import STREAM_HUB, StreamHub, add_stream_routes, close_streams, provider_source
 from provider_client.channel import open_channel
 from provider_client.health import check_provider
 
@@ -89,6 +91,15 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
         await app[CHANNEL].close(None)
 
     app.cleanup_ctx.append(provider_channel)
+
+    async def market_streams(app: web.Application) -> AsyncIterator[None]:
+        # After the channel (so closed before it); on_shutdown closes the clients even earlier.
+        hub = app[STREAM_HUB] = StreamHub(provider_source(app[CHANNEL]), registry=app[METRICS].registry)
+        yield
+        await hub.close()
+
+    app.cleanup_ctx.append(market_streams)
+    app.on_shutdown.append(close_streams)
     api.route(
         "GET",
         "/health",
@@ -102,4 +113,6 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
     )
     add_metrics_route(api)
     add_openapi_routes(api)
+    add_market_routes(api, CHANNEL)
+    add_stream_routes(api)
     return app

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from gateway_mcp.auth import AccessPolicy
 from gateway_mcp.config import McpGatewayConfig, load_config
-from gateway_mcp.server import build_server
+from gateway_mcp.server import build_http_app, build_server
 from provider_client.channel import open_channel
 from service_runtime.config import ConfigError
 from service_runtime.lifecycle import run_main, wait_for_stop_signal
@@ -30,7 +31,10 @@ class _Server(uvicorn.Server):
 
 async def serve_http(config: McpGatewayConfig) -> int:
     channel = open_channel(config.provider_addr)
-    app = build_server(channel).streamable_http_app(streamable_http_path="/mcp", host=config.addr.host)
+    # GATEWAY_MCP_AUTH=off is only accepted on loopback (config.py refuses it otherwise).
+    access = AccessPolicy.bearer(config.tokens) if config.auth else AccessPolicy.without_tokens()
+    server_url = f"http://{config.addr}"
+    app = build_http_app(build_server(channel, access, base_url=server_url), config.addr)
     server = _Server(
         uvicorn.Config(
             app, host=config.addr.host, port=config.addr.port, log_level="warning", access_log=False, lifespan="on"
@@ -55,7 +59,8 @@ async def serve_http(config: McpGatewayConfig) -> int:
 async def serve_stdio(config: McpGatewayConfig) -> int:
     channel = open_channel(config.provider_addr)
     try:
-        await build_server(channel).run_stdio_async()
+        # A local pipe to whoever started the process: no tokens, read-only tools.
+        await build_server(channel, AccessPolicy.without_tokens()).run_stdio_async()
     finally:
         await channel.close(None)
     return 0

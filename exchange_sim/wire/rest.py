@@ -3,6 +3,8 @@ error codes). Market data endpoints; every response carries X-MBX-USED-WEIGHT-1M
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -11,17 +13,28 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from exchange_sim.faults import FaultPlan, RestFaultRule, rest_fault_answer
 from exchange_sim.market.candles import INTERVAL_MS, fmt
+from exchange_sim.market.replay import REPLAY
 from exchange_sim.matching import EngineError
 from exchange_sim.venue import Venue
 from exchange_sim.wire.ratelimit import RateLimiter, RateLimitError
 
 VENUE = web.AppKey("venue", Venue)
 LIMITER = web.AppKey("limiter", RateLimiter)
+FAULTS = web.AppKey("faults", FaultPlan)  # armed faults and the simulator's clock
+_FAULT_RELEASE = web.AppKey("fault_release", asyncio.Event)  # set at shutdown: held requests end
 
 
 def now_ms() -> int:
+    """Wall-clock ms. Inside the app use `request_now_ms` (the simulator clock, which the clock fault shifts)."""
     return int(time.time() * 1000)
+
+
+def request_now_ms(request: web.Request) -> int:
+    """The simulator's clock as used for serverTime, event times and timestamp/recvWindow checks."""
+    faults = request.app.get(FAULTS)
+    return faults.clock.now_ms() if faults is not None else now_ms()
 
 
 class ApiError(Exception):
@@ -46,7 +59,10 @@ def endpoint(weigh: Weigher | int, handler: Handler) -> Callable[[web.Request], 
     async def handle(request: web.Request) -> web.Response:
         limiter = request.app[LIMITER]
         ip = request.remote or "unknown"
-        now = now_ms()
+        now = request_now_ms(request)
+        faults = request.app.get(FAULTS)
+        if faults is not None and (rule := faults.take_rest(request.path)) is not None:
+            return await _injected_fault(request, rule, ip, now)
         try:
             weight = weigh(request) if callable(weigh) else weigh
             limiter.check_request(ip, now, weight)
@@ -63,6 +79,25 @@ def endpoint(weigh: Weigher | int, handler: Handler) -> Callable[[web.Request], 
         return _json(body, 200, limiter.response_headers(ip, now))
 
     return handle
+
+
+async def _injected_fault(request: web.Request, rule: RestFaultRule, ip: str, now: int) -> web.Response:
+    """Answer with an armed fault, or (TIMEOUT) hold the request and drop the connection unanswered."""
+    answer = rest_fault_answer(rule, now)
+    if answer is None:
+        release = request.app.get(_FAULT_RELEASE)
+        if release is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(release.wait(), rule.hold_s)
+        else:
+            await asyncio.sleep(rule.hold_s)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=504)  # never written: the connection is gone (aiohttp ignores that)
+    headers = dict(answer.headers)
+    if answer.binance_headers:
+        headers.update(request.app[LIMITER].response_headers(ip, now))
+    return web.Response(body=answer.body, status=answer.status, content_type=answer.content_type, headers=headers)
 
 
 # ----------------------------------------------------------------- parameters
@@ -194,6 +229,9 @@ def _symbol_info(venue: Venue, symbol: str) -> dict[str, Any]:
 async def depth(request: web.Request, venue: Venue, now: int) -> object:
     symbol = _symbol(request, venue)
     assert symbol is not None
+    replay = request.app.get(REPLAY)
+    if replay is not None and replay.serves(symbol):
+        return replay.depth(symbol, _limit(request, 100, 5000))
     last_id, bids, asks = venue.engine.depth(symbol, _limit(request, 100, 5000))
     return {"lastUpdateId": last_id, "bids": [[fmt(p), fmt(q)] for p, q in bids],
             "asks": [[fmt(p), fmt(q)] for p, q in asks]}
@@ -292,7 +330,13 @@ async def retired_listen_key(request: web.Request) -> web.Response:
     return _json({"code": -1020, "msg": "This operation is not supported."}, 410)
 
 
+async def _release_held_requests(app: web.Application) -> None:
+    app[_FAULT_RELEASE].set()
+
+
 def add_routes(app: web.Application) -> None:
+    app[_FAULT_RELEASE] = asyncio.Event()
+    app.on_shutdown.append(_release_held_requests)
     get = app.router.add_get
     get("/api/v3/ping", endpoint(1, ping))
     get("/api/v3/time", endpoint(1, server_time))

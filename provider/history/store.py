@@ -273,9 +273,8 @@ class HistoryStore:
         first_s, last_s = start_ms // 1000, (end_ms - 1) // 1000
         present = np.zeros(last_s - first_s + 1, np.bool_)
         for value in self._values(Kind.SNAPSHOTS, symbol, start_ms, end_ms):
-            t = block_times(value)
-            t = t[(t >= start_ms) & (t < end_ms)]
-            present[t // 1000 - first_s] = True
+            s = block_times(value) // 1000  # a second is recorded even if its snapshot is outside the range
+            present[s[(s >= first_s) & (s <= last_s)] - first_s] = True
         edges = np.diff(np.concatenate(([1], present.view(np.int8), [1])))
         starts = np.flatnonzero(edges == -1)
         ends = np.flatnonzero(edges == 1)
@@ -331,12 +330,15 @@ class HistoryStore:
             for symbol in list(self._symbols(txn, db)):
                 limit = block_key(symbol, before_ms)
                 cursor = txn.cursor(db=db)
-                if not cursor.set_range(symbol_prefix(symbol)):
-                    continue
-                while cursor.key() < limit:
-                    deleted += 1
-                    if not cursor.delete():  # moves to the next key; False at the end
-                        break
+                doomed = []
+                if cursor.set_range(symbol_prefix(symbol)):
+                    for key in cursor.iternext(keys=True, values=False):
+                        if key >= limit:
+                            break
+                        doomed.append(key)
+                for key in doomed:
+                    txn.delete(key, db=db)
+                deleted += len(doomed)
         return deleted
 
     def _time_span(self) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ import lmdb
 from provider.history.codec import ActivityRecord, CodecError, SnapshotRecord, TradeRecord
 from provider.history.store import HistoryError, HistoryStore, RetentionReport, WriteBatch
 
-__all__ = ["HistoryWriteError", "HistoryWriter", "WriterStats"]
+__all__ = ["HistoryWriteError", "HistoryWriter", "Record", "WriterStats"]
 
 log = logging.getLogger(__name__)
 

@@ -415,8 +415,10 @@ async def depth_messages(
                     flush_at = time.monotonic() + batch_s
                 pending.append(event)
             elif isinstance(event, BookSynced):
-                pending = []
-                if book.in_sync and book.sync.last_update_id != book_id:
+                # Only a subscriber without a valid copy needs it: a snapshot sent since the matching
+                # BookOutOfSync already reflects this synchronisation or a later one.
+                if book.in_sync and book_id == 0:
+                    pending = []
                     yield snapshot(md.SNAPSHOT_REASON_RESYNC if sent_initial else md.SNAPSHOT_REASON_INITIAL)
             elif isinstance(event, BookOutOfSync):
                 pending = []

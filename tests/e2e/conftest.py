@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from gateway_auth.tokens import Scope, TokenStore
 from launcher.processes import free_port
 from launcher.system import Ports, System, build_system
 
@@ -15,11 +17,31 @@ def fresh_ports() -> Ports:
     return Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
 
 
+@dataclass(frozen=True)
+class GatewayTokens:
+    """The gateways' tokens file, and in clear one token per scope holding that scope only."""
+
+    path: Path
+    by_scope: Mapping[Scope, str]
+
+
 @pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def gateway_tokens(tmp_path_factory: pytest.TempPathFactory) -> GatewayTokens:
+    path = tmp_path_factory.mktemp("tokens") / "tokens.json"
+    store, by_scope = TokenStore(), {}
+    for scope in Scope:
+        store, by_scope[scope] = store.issue(f"e2e-{scope.value}", frozenset({scope}))
+    store.save(path)
+    return GatewayTokens(path, by_scope)
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory, gateway_tokens: GatewayTokens) -> Iterator[System]:
     """Simulator, provider and both gateways, as `make run` starts them."""
     root = tmp_path_factory.mktemp("system")
-    running = build_system(fresh_ports(), data_dir=root / "data", log_dir=root)
+    running = build_system(
+        fresh_ports(), data_dir=root / "data", log_dir=root, extra_env={"GATEWAY_TOKENS_FILE": str(gateway_tokens.path)}
+    )
     running.start()
     try:
         yield running

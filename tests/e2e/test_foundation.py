@@ -13,12 +13,16 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import httpx2
 import pytest
 from binance.provider.v1 import trading_pb2, trading_pb2_grpc
 from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
 
+from gateway_auth.tokens import Scope
 from launcher.processes import ManagedProcess, free_port, wait_until
 from launcher.system import Ports, System, build_system
+from tests.e2e.conftest import GatewayTokens
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 PROVIDER_SERVICES = {
@@ -34,7 +38,10 @@ def grpcurl(port: int, *args: str, data: str | None = None) -> subprocess.Comple
     flags = ["-d", data] if data is not None else []
     return subprocess.run(
         [GRPCURL, "-plaintext", *flags, f"127.0.0.1:{port}", *args],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -68,8 +75,9 @@ def test_health_check_reports_serving_when_the_venue_answers(system: System) -> 
 
 
 def test_unbuilt_services_are_not_serving(system: System) -> None:
-    result = grpcurl(system.ports.provider, "grpc.health.v1.Health/Check",
-                     data='{"service": "binance.provider.v1.Trading"}')
+    result = grpcurl(
+        system.ports.provider, "grpc.health.v1.Health/Check", data='{"service": "binance.provider.v1.Trading"}'
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "NOT_SERVING"}
 
@@ -84,8 +92,9 @@ async def test_unbuilt_rpc_answers_unimplemented_naming_the_method(system: Syste
 
 
 def test_built_services_are_serving(system: System) -> None:
-    result = grpcurl(system.ports.provider, "grpc.health.v1.Health/Check",
-                     data='{"service": "binance.provider.v1.MarketData"}')
+    result = grpcurl(
+        system.ports.provider, "grpc.health.v1.Health/Check", data='{"service": "binance.provider.v1.MarketData"}'
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "SERVING"}
 
@@ -106,8 +115,13 @@ async def test_mcp_gateway_health(system: System) -> None:
     assert body["status"] == "ok"
 
 
-async def test_mcp_client_lists_and_calls_the_status_tool(system: System) -> None:
-    async with Client(f"http://127.0.0.1:{system.ports.mcp}/mcp", mode="legacy") as client:
+async def test_mcp_client_lists_and_calls_the_status_tool(system: System, gateway_tokens: GatewayTokens) -> None:
+    url = f"http://127.0.0.1:{system.ports.mcp}/mcp"
+    headers = {"Authorization": f"Bearer {gateway_tokens.by_scope[Scope.READ]}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(15)) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+    ):
         tools = await client.list_tools()
         status_tool = next(t for t in tools.tools if t.name == "service_status")
         assert status_tool.annotations is not None and status_tool.annotations.read_only_hint
@@ -191,7 +205,11 @@ async def test_gateway_recovers_when_the_provider_comes_back(tmp_path: Path) -> 
 )
 def test_bad_configuration_fails_at_start_naming_the_variable(module: str, args: list[str], expected: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=30, check=False,
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 2

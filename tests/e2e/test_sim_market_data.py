@@ -22,8 +22,13 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    process = ManagedProcess("exchange_sim", "exchange_sim", env={"EXCHANGE_SIM_ADDR": f"127.0.0.1:{port}"},
-                             ready_port=port, log_path=tmp_path_factory.mktemp("sim") / "sim.log")
+    process = ManagedProcess(
+        "exchange_sim",
+        "exchange_sim",
+        env={"EXCHANGE_SIM_ADDR": f"127.0.0.1:{port}"},
+        ready_port=port,
+        log_path=tmp_path_factory.mktemp("sim") / "sim.log",
+    )
     process.start()
     try:
         process.wait_ready()
@@ -95,9 +100,10 @@ async def test_book_rebuilt_from_diffs_matches_book_ticker(sim: str) -> None:
     """Buffer diffs, fetch the snapshot, bridge, apply with strict continuity; at every
     bookTicker whose u equals the book's id, best bid and ask (price and quantity) must match."""
     streams = "btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade"
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-        f"ws://{sim}/stream?streams={streams}", timeout=aiohttp.ClientWSTimeout(ws_close=5)
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"ws://{sim}/stream?streams={streams}", timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws,
+    ):
         buffered: list[dict[str, Any]] = []
         tickers: dict[int, dict[str, Any]] = {}
         trades = 0
@@ -169,6 +175,12 @@ def test_unknown_symbol_configuration_is_refused(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "exchange_sim", "--sim-symbols", "FOO"], capture_output=True,
-                            text=True, timeout=30, check=False, cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange_sim", "--sim-symbols", "FOO"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode == 2 and "SIM_SYMBOLS" in result.stderr

@@ -225,17 +225,18 @@ def test_recorded_book_snapshots_are_small() -> None:
     from exchange_sim.market.recorded import RecordKind, read_hftbacktest
     from provider.sync import BookSync
 
-    sync, records, snapshot = BookSync("BTCUSDT", snapshot_limit=None), [], None
+    sync, snapshot = BookSync("BTCUSDT", snapshot_limit=None), None
+    records: list[SnapshotRecord] = []
     for rec in read_hftbacktest(path):
         if rec.kind is RecordKind.DEPTH_SNAPSHOT:
             snapshot = rec.payload
-        elif rec.kind is RecordKind.DEPTH_DIFF and snapshot is not None:
+        elif rec.kind is RecordKind.DEPTH_DIFF:
             d = rec.payload
-            if not sync.in_sync:
+            if snapshot is not None and not sync.in_sync:
                 sync.on_snapshot(snapshot["lastUpdateId"], snapshot["bids"], snapshot["asks"])
             sync.on_diff(d["U"], d["u"], d["b"], d["a"], d["E"])
             second = d["E"] // 1000 * 1000
-            if sync.in_sync and (not records or records[-1].time_ms < second) and second % BLOCK_MS < 60_000:
+            if sync.in_sync and (not records or records[-1].time_ms < second):
                 top = sync.top(20)
                 records.append(SnapshotRecord("BTCUSDT", second, top.last_update_id or 0, top.bids, top.asks))
         if len(records) >= 180:

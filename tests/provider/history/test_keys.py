@@ -8,7 +8,11 @@ from provider.history.keys import BLOCK_MS, block_key, block_start, parse_key, s
 
 
 def test_keys_sort_by_symbol_then_time() -> None:
-    pairs = [(s, t) for s in ("BTCUSDT", "BTCUSDTX", "ETHUSDT", "A1") for t in (0, BLOCK_MS, 255 * BLOCK_MS, 2**30 * BLOCK_MS)]
+    pairs = [
+        (s, t)
+        for s in ("BTCUSDT", "BTCUSDTX", "ETHUSDT", "A1")
+        for t in (0, BLOCK_MS, 255 * BLOCK_MS, 2**30 * BLOCK_MS)
+    ]
     keys = sorted(block_key(s, t) for s, t in pairs)
     assert [parse_key(k) for k in keys] == sorted(pairs)
 

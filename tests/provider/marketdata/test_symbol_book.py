@@ -45,7 +45,7 @@ def diff(first: int, last: int, bids: Levels | None = None, asks: Levels | None 
 SNAP = DepthSnapshot(10, (("100.00", "1.0"), ("99.00", "2.0")), (("101.00", "1.5"), ("102.00", "3.0")))
 
 
-async def until(condition: Any, timeout: float = 2.0) -> None:
+async def until(condition: Any, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
@@ -146,16 +146,37 @@ def subscribe(book: SymbolBook) -> Subscription[Any]:
     return book.feed.subscribe()
 
 
+class Collector:
+    """Runs a subscriber's message generator from the start, as a gRPC stream would."""
+
+    def __init__(self, gen: AsyncGenerator[md.StreamDepthResponse, None]) -> None:
+        self.gen = gen
+        self.items: list[md.StreamDepthResponse] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for message in self.gen:
+            self.items.append(message)
+
+    async def wait(self, n: int) -> list[md.StreamDepthResponse]:
+        await until(lambda: len(self.items) >= n)
+        return self.items
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
 async def test_subscriber_gets_snapshot_diffs_void_and_resync(venue_book: tuple[Venue, SymbolBook]) -> None:
     venue, book = venue_book
-    sub = subscribe(book)
-    gen = depth_messages("BTCUSDT", book, sub, 10, 0.0, DiffMessages())
+    out = Collector(depth_messages("BTCUSDT", book, subscribe(book), 10, 0.0, DiffMessages()))
     book.on_diff(diff(10, 11, bids=[["99.50", "4"]]))
     venue.answers.put_nowait(SNAP)
     await until(lambda: book.in_sync)
+    await out.wait(1)
     book.on_diff(diff(12, 13, bids=[["99.50", "0"]]))
     book.on_diff(diff(15, 15))  # gap: out of sync
-    first = await collect(gen, 3)
+    first = await out.wait(3)
     assert first[0].snapshot.reason == md.SNAPSHOT_REASON_INITIAL
     assert first[0].snapshot.freshness.last_update_id == 11 and first[0].snapshot.freshness.in_sync
     assert [lv.price for lv in first[0].snapshot.bids] == ["100.00", "99.50", "99.00"]
@@ -164,27 +185,30 @@ async def test_subscriber_gets_snapshot_diffs_void_and_resync(venue_book: tuple[
     assert len(first[2].snapshot.bids) == 0
     venue.answers.put_nowait(DepthSnapshot(15, SNAP.bids, SNAP.asks))
     book.on_diff(diff(16, 16))
-    again = await asyncio.wait_for(collect(gen, 1), 2)
-    assert again[0].snapshot.reason == md.SNAPSHOT_REASON_RESYNC and again[0].snapshot.freshness.in_sync
-    assert again[0].snapshot.freshness.last_update_id == 16
-    await gen.aclose()
+    again = await out.wait(4)
+    assert again[3].snapshot.reason == md.SNAPSHOT_REASON_RESYNC and again[3].snapshot.freshness.in_sync
+    assert again[3].snapshot.freshness.last_update_id == 16
+    book.on_diff(diff(17, 17))
+    assert (await out.wait(5))[4].diff.first_update_id == 17
+    assert len(out.items) == 5
+    await out.close()
 
 
 async def test_queued_diffs_already_in_the_snapshot_are_skipped(venue_book: tuple[Venue, SymbolBook]) -> None:
     venue, book = venue_book
-    sub = subscribe(book)
-    gen = depth_messages("BTCUSDT", book, sub, 10, 0.0, DiffMessages())
+    sub = subscribe(book)  # subscribed before the sync, its consumer starts late
     book.on_diff(diff(10, 11))
     venue.answers.put_nowait(SNAP)
     await until(lambda: book.in_sync)
-    for i in range(12, 16):  # queued behind BookSynced; the snapshot taken for it is already at 15
+    for i in range(12, 16):  # queued behind BookSynced; the first snapshot is already at 15
         book.on_diff(diff(i, i))
-    messages = await collect(gen, 1)
+    out = Collector(depth_messages("BTCUSDT", book, sub, 10, 0.0, DiffMessages()))
+    messages = await out.wait(1)
     assert messages[0].snapshot.freshness.last_update_id == 15
     book.on_diff(diff(16, 16))
-    nxt = await asyncio.wait_for(collect(gen, 1), 2)
-    assert nxt[0].diff.first_update_id == 16
-    await gen.aclose()
+    messages = await out.wait(2)
+    assert messages[1].diff.first_update_id == 16 and len(messages) == 2
+    await out.close()
 
 
 async def test_lagging_subscriber_gets_a_fresh_snapshot(venue_book: tuple[Venue, SymbolBook]) -> None:

@@ -1,0 +1,696 @@
+"""Live market data over WebSocket: one provider stream per (channel, symbol[, speed]), fanned out.
+
+    /ws/ticker/{symbol}  /ws/bookTicker/{symbol}  /ws/trades/{symbol}
+    /ws/depth/{symbol}?speed=100ms|1000ms&limit=N
+
+The core (`StreamHub`, `Upstream`, the fan-outs, `Subscriber`) has no sockets: an upstream
+reads messages from a `Source` (the provider's gRPC stream in production, a plain async
+generator in tests), encodes each event to JSON text once and offers that same str to every
+client's bounded queue. The WebSocket handler at the bottom is a thin shell that writes a
+client's queue to its socket.
+
+Slow clients never delay others: a full queue is handled at once, without waiting.
+- depth: the queue is replaced by {"type":"lagged"} and a fresh snapshot of the upstream's own
+  copy of the book, at the copy's current update id; the next diff continues from that id.
+- ticker, bookTicker, trades: the client is closed with 1008 "slow consumer".
+
+The upstream keeps its own book from the provider's snapshot + diffs (continuity checked), so
+every snapshot it serves (initial or after a lag) carries the exact lastUpdateId it reflects.
+When the provider says the book is void (an empty RESYNC snapshot, in_sync false), or the
+provider stream breaks, depth clients are told {"type":"resync"} at once and get a new
+snapshot when the book is back; other clients get {"type":"gap"}. A broken provider stream is
+reopened with capped exponential backoff; after `Backoff.attempts` consecutive failures the
+clients are closed with 1011. The provider stream is cancelled when its last client leaves.
+Close codes: 1000 gateway shutdown, 1008 policy (slow consumer, unknown symbol), 1011 upstream
+failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any, TypeVar
+
+import grpc
+from aiohttp import WSMsgType, web
+from binance.provider.v1 import market_data_pb2 as md
+from binance.provider.v1 import market_data_pb2_grpc as md_grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from gateway_auth.tokens import Scope
+from gateway_http import convert
+from gateway_http.convert import SnapshotReason
+from gateway_http.metrics import METRICS, route_label
+from gateway_http.openapi import PARAMS, Api, Param, ParamIn
+from gateway_http.security import websocket_protocols
+from provider.book import OrderBook
+from provider_client.errors import decode_rpc_error
+
+log = logging.getLogger("gateway_http.streams")
+
+UpstreamMessage = (
+    md.StreamTickerResponse | md.StreamBookTickerResponse | md.StreamTradesResponse | md.StreamDepthResponse
+)
+
+CLIENT_QUEUE_FRAMES = 256
+UPSTREAM_DEPTH_LEVELS = 1000  # levels per side the gateway's book copy is seeded with (the provider's default)
+MAX_CLIENT_DEPTH_LEVELS = UPSTREAM_DEPTH_LEVELS
+DEFAULT_CLIENT_DEPTH_LEVELS = 100
+HEARTBEAT_S = 20.0  # ping interval; aiohttp closes the socket if no pong comes within half of it
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
+SYMBOL_PATTERN = "^[A-Z0-9]{2,20}$"
+
+
+class StreamChannel(StrEnum):
+    TICKER = "ticker"
+    BOOK_TICKER = "bookTicker"
+    TRADES = "trades"
+    DEPTH = "depth"
+
+
+class DepthSpeed(StrEnum):
+    MS_100 = "100ms"
+    MS_1000 = "1000ms"
+
+
+_GRPC_SPEED = {DepthSpeed.MS_100: md.DEPTH_SPEED_100MS, DepthSpeed.MS_1000: md.DEPTH_SPEED_1000MS}
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """What one upstream serves; clients with equal keys share it."""
+
+    channel: StreamChannel
+    symbol: str
+    speed: DepthSpeed | None = None  # depth only
+
+    def __post_init__(self) -> None:
+        if (self.channel is StreamChannel.DEPTH) != (self.speed is not None):
+            raise ValueError("a speed is given for depth streams, and only for them")
+
+    def __str__(self) -> str:
+        return " ".join(part for part in (self.channel.value, self.symbol, self.speed and self.speed.value) if part)
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    POLICY = 1008
+    UPSTREAM_FAILED = 1011
+
+
+@dataclass(frozen=True)
+class Close:
+    """Why and how a client's socket is closed."""
+
+    code: CloseCode
+    reason: str
+
+    def reason_bytes(self) -> bytes:
+        return self.reason.encode()[:MAX_CLOSE_REASON_BYTES]
+
+
+SHUTDOWN = Close(CloseCode.NORMAL, "server shutdown")
+SLOW_CONSUMER = Close(CloseCode.POLICY, "slow consumer: the client did not keep up and events were dropped")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: initial_s doubling up to maximum_s; give up after `attempts` failures in a row."""
+
+    initial_s: float = 0.2
+    maximum_s: float = 5.0
+    attempts: int = 8
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.maximum_s, self.initial_s * 2 ** max(0, failures - 1)))
+
+
+# --- one client ---------------------------------------------------------------------------------
+
+
+class Subscriber:
+    """One client's bounded queue of JSON frames, written to its socket by the handler."""
+
+    def __init__(self, key: StreamKey, *, capacity: int = CLIENT_QUEUE_FRAMES, limit: int = 0) -> None:
+        if capacity < 2:
+            raise ValueError("a client queue holds at least 2 frames (lagged notice and snapshot)")
+        self.key = key
+        self.capacity = capacity
+        self.limit = limit  # depth: levels per side in its snapshots
+        self.closed: Close | None = None
+        self.snapshots = 0  # depth: snapshots queued so far
+        self.has_book = False  # depth: its copy is valid (a snapshot queued since the last resync)
+        self.lags = 0
+        self._frames: deque[str] = deque()
+        self._ready = asyncio.Event()
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame; False (nothing queued) when the queue is full. Closed clients drop frames."""
+        if self.closed is not None:
+            return True
+        if len(self._frames) >= self.capacity:
+            return False
+        self._frames.append(frame)
+        self._ready.set()
+        return True
+
+    def replace(self, frames: Sequence[str]) -> None:
+        """Drop everything queued and queue `frames` instead (they supersede it)."""
+        if self.closed is not None:
+            return
+        self._frames.clear()
+        self._frames.extend(frames[: self.capacity])
+        self._ready.set()
+
+    def close(self, close: Close) -> None:
+        if self.closed is None:
+            self.closed = close
+            self._frames.clear()
+            self._ready.set()
+
+    def queued(self) -> list[str]:
+        return list(self._frames)
+
+    async def next(self) -> str | Close:
+        """The next frame to send, or the Close to send once the client is closed."""
+        while True:
+            if self.closed is not None:
+                return self.closed
+            if self._frames:
+                return self._frames.popleft()
+            self._ready.clear()
+            await self._ready.wait()
+
+
+# --- fan-out: upstream messages -> frames -> clients --------------------------------------------
+
+
+class UpstreamBroken(Exception):
+    """The upstream's messages broke the protocol (a diff gap): reconnect and resynchronise."""
+
+
+class FanOut(ABC):
+    """The clients of one upstream and what each upstream message becomes for them."""
+
+    def __init__(self, key: StreamKey) -> None:
+        self.key = key
+        self.subscribers: list[Subscriber] = []
+
+    def join(self, sub: Subscriber) -> None:
+        self.subscribers.append(sub)
+
+    def leave(self, sub: Subscriber) -> None:
+        with contextlib.suppress(ValueError):
+            self.subscribers.remove(sub)
+
+    def close_all(self, close: Close) -> None:
+        for sub in self.subscribers:
+            sub.close(close)
+
+    def live(self) -> list[Subscriber]:
+        return [sub for sub in self.subscribers if sub.closed is None]
+
+    @abstractmethod
+    def on_message(self, message: UpstreamMessage) -> None: ...
+
+    @abstractmethod
+    def on_lost(self, reason: str) -> None:
+        """The upstream broke and is being re-established."""
+
+
+class EventFanOut(FanOut):
+    """Ticker, bookTicker, trades: each event is a frame; a client that cannot keep up is closed."""
+
+    def __init__(self, key: StreamKey, frames: Callable[[UpstreamMessage], list[str]]) -> None:
+        super().__init__(key)
+        self._frames = frames
+        self.slow_closed = 0
+
+    def on_message(self, message: UpstreamMessage) -> None:
+        for frame in self._frames(message):
+            for sub in self.live():
+                if not sub.offer(frame):
+                    sub.close(SLOW_CONSUMER)
+                    self.slow_closed += 1
+
+    def on_lost(self, reason: str) -> None:
+        frame = convert.encode(convert.ws_gap(self.key.symbol, reason))
+        for sub in self.live():
+            if not sub.offer(frame):
+                sub.close(SLOW_CONSUMER)
+                self.slow_closed += 1
+
+
+def ticker_frames(message: UpstreamMessage) -> list[str]:
+    assert isinstance(message, md.StreamTickerResponse)
+    return [convert.encode(convert.ws_ticker(t)) for t in message.tickers]
+
+
+def book_ticker_frames(message: UpstreamMessage) -> list[str]:
+    assert isinstance(message, md.StreamBookTickerResponse)
+    return [convert.encode(convert.ws_book_ticker(t)) for t in message.tickers]
+
+
+def trade_frames(message: UpstreamMessage) -> list[str]:
+    assert isinstance(message, md.StreamTradesResponse)
+    return [convert.encode(convert.ws_trade(t)) for t in message.trades]
+
+
+class DepthFanOut(FanOut):
+    """Depth: keeps its own copy of the book so any client can be (re)started exactly."""
+
+    def __init__(self, key: StreamKey, upstream_levels: int = UPSTREAM_DEPTH_LEVELS) -> None:
+        super().__init__(key)
+        self.upstream_levels = upstream_levels
+        self.book = OrderBook()
+        self.last_update_id = 0
+        self.event_time_ms = 0
+        self.valid = False
+        self._snapshot_frames: dict[tuple[int, SnapshotReason], str] = {}  # at the current id only
+
+    def join(self, sub: Subscriber) -> None:
+        super().join(sub)
+        if self.valid:
+            self._restart(sub, SnapshotReason.INITIAL)
+
+    def snapshot_frame(self, limit: int, reason: SnapshotReason) -> str:
+        frame = self._snapshot_frames.get((limit, reason))
+        if frame is None:
+            bids, asks = self.book.top(limit)
+            payload = convert.ws_depth_snapshot(
+                self.key.symbol, reason, self.last_update_id, self.event_time_ms, bids, asks
+            )
+            frame = self._snapshot_frames[(limit, reason)] = convert.encode(payload)
+        return frame
+
+    def _restart(self, sub: Subscriber, reason: SnapshotReason, *, lagged: bool = False) -> None:
+        """Replace whatever the client has queued with a snapshot at the copy's current id."""
+        frames = [convert.encode(convert.ws_lagged(self.key.symbol))] if lagged else []
+        frames.append(self.snapshot_frame(sub.limit, reason))
+        sub.replace(frames)
+        sub.snapshots += 1
+        sub.has_book = True
+
+    def on_message(self, message: UpstreamMessage) -> None:
+        assert isinstance(message, md.StreamDepthResponse)
+        kind = message.WhichOneof("event")
+        if kind == "snapshot":
+            self._on_snapshot(message.snapshot)
+        elif kind == "diff":
+            self._on_diff(message.diff)
+
+    def _on_snapshot(self, snap: md.DepthSnapshot) -> None:
+        if not snap.freshness.in_sync:
+            self._void("the provider's book is resynchronising")
+            return
+        bids = convert.levels(snap.bids)
+        asks = convert.levels(snap.asks)
+        self.book.load_snapshot(bids, asks)
+        # A side cut at the requested depth: never insert beyond its edge (it would leave holes).
+        bid_floor = bids[-1][0] if len(bids) >= self.upstream_levels else None
+        ask_ceiling = asks[-1][0] if len(asks) >= self.upstream_levels else None
+        self.book.set_bounds(bid_floor, ask_ceiling)
+        self.last_update_id = snap.freshness.last_update_id
+        self.event_time_ms = snap.freshness.event_time_ms
+        self.valid = True
+        self._snapshot_frames.clear()
+        upstream_lagged = convert.SNAPSHOT_REASONS[snap.reason] is SnapshotReason.LAGGED
+        for sub in self.live():
+            if sub.snapshots == 0:
+                self._restart(sub, SnapshotReason.INITIAL)
+            else:
+                self._restart(sub, SnapshotReason.LAGGED if upstream_lagged else SnapshotReason.RESYNC)
+
+    def _on_diff(self, diff: md.DepthDiff) -> None:
+        if not self.valid:
+            return  # the provider sends none while void; nothing to apply them to
+        if diff.first_update_id != self.last_update_id + 1:
+            raise UpstreamBroken(f"depth diff {diff.first_update_id} does not follow {self.last_update_id}")
+        self.book.apply(convert.levels(diff.bids), convert.levels(diff.asks))
+        self.last_update_id = diff.last_update_id
+        self.event_time_ms = diff.event_time_ms
+        self._snapshot_frames.clear()
+        frame = convert.encode(convert.ws_depth_diff(self.key.symbol, diff))
+        for sub in self.live():
+            if sub.has_book and not sub.offer(frame):
+                sub.lags += 1
+                self._restart(sub, SnapshotReason.LAGGED, lagged=True)
+
+    def _void(self, reason: str) -> None:
+        self.valid = False
+        self.book.clear()
+        self.last_update_id = 0
+        self._snapshot_frames.clear()
+        frame = convert.encode(convert.ws_resync(self.key.symbol, reason))
+        for sub in self.live():
+            if sub.has_book:
+                sub.has_book = False
+                if not sub.offer(frame):
+                    sub.replace([frame])  # what is queued is void anyway; the notice must get through
+
+    def on_lost(self, reason: str) -> None:
+        self._void(reason)
+
+
+def new_fanout(key: StreamKey) -> FanOut:
+    if key.channel is StreamChannel.DEPTH:
+        return DepthFanOut(key)
+    frames = {
+        StreamChannel.TICKER: ticker_frames,
+        StreamChannel.BOOK_TICKER: book_ticker_frames,
+        StreamChannel.TRADES: trade_frames,
+    }[key.channel]
+    return EventFanOut(key, frames)
+
+
+# --- upstream: one provider stream, reopened on failure ------------------------------------------
+
+Source = Callable[[StreamKey], AsyncGenerator[UpstreamMessage, None]]
+
+# The request itself is wrong: retrying cannot help, and the client is told why.
+_CLIENT_ERRORS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND})
+# The provider will not serve this stream at all.
+_FATAL_ERRORS = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+class Upstream:
+    """Reads one provider stream into its fan-out; owned (started and cancelled) by the hub."""
+
+    def __init__(self, key: StreamKey, source: Source, backoff: Backoff, on_open: Callable[[], None]) -> None:
+        self.key = key
+        self.fanout = new_fanout(key)
+        self._source = source
+        self._backoff = backoff
+        self._on_open = on_open
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name=f"upstream {self.key}")
+
+    @property
+    def finished(self) -> bool:
+        return self.task is not None and self.task.done()
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception:
+            # A bug or a malformed message: the clients must not be left waiting on a dead upstream.
+            log.exception("%s: upstream failed", self.key)
+            self.fanout.close_all(Close(CloseCode.UPSTREAM_FAILED, "internal error in the gateway's upstream"))
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            retry_after_s = 0.0
+            try:
+                self._on_open()
+                messages = self._source(self.key)
+                async with contextlib.aclosing(messages):
+                    async for message in messages:
+                        failures = 0
+                        self.fanout.on_message(message)
+                reason = "the provider ended the stream"
+            except grpc.RpcError as exc:
+                error = decode_rpc_error(exc)
+                if error.status_code in _CLIENT_ERRORS:
+                    self.fanout.close_all(Close(CloseCode.POLICY, error.message or error.status_code.name))
+                    return
+                if error.status_code in _FATAL_ERRORS:
+                    self.fanout.close_all(Close(CloseCode.UPSTREAM_FAILED, error.message or error.status_code.name))
+                    return
+                reason = f"the provider stream failed ({error.status_code.name})"
+                retry_after_s = (error.retry_after_ms or 0) / 1000
+            except UpstreamBroken as exc:
+                reason = str(exc)
+            failures += 1
+            if failures > self._backoff.attempts:
+                log.warning("%s: giving up after %d failures: %s", self.key, failures - 1, reason)
+                self.fanout.close_all(Close(CloseCode.UPSTREAM_FAILED, f"upstream unavailable: {reason}"))
+                return
+            log.info("%s: %s; reconnecting", self.key, reason)
+            self.fanout.on_lost(f"{reason}; reconnecting")
+            await asyncio.sleep(max(self._backoff.delay(failures), retry_after_s))
+
+
+class StreamHub:
+    """Every upstream of one gateway, keyed by StreamKey; shares them, and ends them when unused."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        capacity: int = CLIENT_QUEUE_FRAMES,
+        backoff: Backoff | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._source = source
+        self._capacity = capacity
+        self._backoff = backoff or Backoff()
+        self._upstreams: dict[StreamKey, Upstream] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._closed = False
+        registry = registry if registry is not None else CollectorRegistry()
+        self.upstreams_open = Gauge(
+            "gateway_http_ws_upstreams",
+            "provider streams open now, one per channel, symbol and speed, shared by all its WebSocket clients",
+            ["channel"],
+            registry=registry,
+        )
+        self.upstream_opens = Counter(
+            "gateway_http_ws_upstream_opens",
+            "provider streams opened (first client of a key, and each reconnect)",
+            ["channel"],
+            registry=registry,
+        )
+
+    def upstream(self, key: StreamKey) -> Upstream | None:
+        return self._upstreams.get(key)
+
+    def subscribe(self, key: StreamKey, *, limit: int = 0) -> Subscriber:
+        """A new client of `key`, sharing the upstream if one runs. Needs a running event loop."""
+        sub = Subscriber(key, capacity=self._capacity, limit=limit)
+        if self._closed:
+            sub.close(SHUTDOWN)
+            return sub
+        upstream = self._upstreams.get(key)
+        if upstream is not None and upstream.finished:  # it gave up; its clients are closed
+            self._drop(upstream)
+            upstream = None
+        if upstream is None:
+            channel = key.channel.value
+            upstream = Upstream(key, self._source, self._backoff, self.upstream_opens.labels(channel=channel).inc)
+            self._upstreams[key] = upstream
+            self.upstreams_open.labels(channel=channel).inc()
+            upstream.start()
+        upstream.fanout.join(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """The client is gone; the last client of an upstream ends it (its provider call is cancelled)."""
+        upstream = self._upstreams.get(sub.key)
+        if upstream is None or sub not in upstream.fanout.subscribers:
+            return
+        upstream.fanout.leave(sub)
+        if not upstream.fanout.subscribers:
+            self._drop(upstream)
+
+    def _drop(self, upstream: Upstream) -> None:
+        if self._upstreams.get(upstream.key) is upstream:
+            del self._upstreams[upstream.key]
+            self.upstreams_open.labels(channel=upstream.key.channel.value).dec()
+        task = upstream.task
+        if task is not None and not task.done():
+            task.cancel()
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def close(self) -> None:
+        """Close every client (1000) and end every upstream; idempotent."""
+        self._closed = True
+        for upstream in list(self._upstreams.values()):
+            upstream.fanout.close_all(SHUTDOWN)
+            self._drop(upstream)
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+
+Resp = TypeVar("Resp", bound=UpstreamMessage)
+
+
+async def _relay(open_call: Callable[[], grpc.aio.UnaryStreamCall[Any, Resp]]) -> AsyncGenerator[Resp, None]:
+    # The call is made inside the generator, so closing or cancelling the reader always cancels it.
+    call = open_call()
+    try:
+        async for message in call:
+            yield message
+    finally:
+        call.cancel()
+
+
+def provider_source(channel: grpc.aio.Channel) -> Source:
+    """Opens the provider's MarketData stream for a key; the call is cancelled when the reader stops."""
+    stub = md_grpc.MarketDataStub(channel)
+
+    def open_stream(key: StreamKey) -> AsyncGenerator[UpstreamMessage, None]:
+        symbols = [key.symbol]
+        if key.channel is StreamChannel.TICKER:
+            return _relay(lambda: stub.StreamTicker(md.StreamTickerRequest(symbols=symbols)))
+        if key.channel is StreamChannel.BOOK_TICKER:
+            return _relay(lambda: stub.StreamBookTicker(md.StreamBookTickerRequest(symbols=symbols)))
+        if key.channel is StreamChannel.TRADES:
+            return _relay(lambda: stub.StreamTrades(md.StreamTradesRequest(symbols=symbols)))
+        assert key.speed is not None
+        depth = md.StreamDepthRequest(symbol=key.symbol, limit=UPSTREAM_DEPTH_LEVELS, speed=_GRPC_SPEED[key.speed])
+        return _relay(lambda: stub.StreamDepth(depth))
+
+    return open_stream
+
+
+# --- the WebSocket shell ------------------------------------------------------------------------
+
+STREAM_HUB = web.AppKey("stream_hub", StreamHub)
+
+
+async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
+    """Write the client's queue to its socket until it is closed."""
+    while True:
+        item = await sub.next()
+        if isinstance(item, Close):
+            await ws.close(code=item.code, message=item.reason_bytes())
+            return
+        await ws.send_str(item)
+
+
+async def serve_stream(request: web.Request, key: StreamKey, limit: int = 0) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(protocols=websocket_protocols(request), heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    await ws.prepare(request)
+    hub = request.app[STREAM_HUB]
+    with request.app[METRICS].ws_client(route_label(request)):
+        sub = hub.subscribe(key, limit=limit)
+        pump = asyncio.create_task(_pump(sub, ws), name=f"ws pump {key}")
+        try:
+            # Reading answers pings and notices the client's close; clients send nothing we act on.
+            async for message in ws:
+                if message.type is WSMsgType.ERROR:
+                    break
+        finally:
+            hub.unsubscribe(sub)
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+    return ws
+
+
+def _key(request: web.Request, channel: StreamChannel, speed: DepthSpeed | None = None) -> StreamKey:
+    return StreamKey(channel, request[PARAMS].get("symbol", str), speed)
+
+
+async def ticker_stream(request: web.Request) -> web.StreamResponse:
+    return await serve_stream(request, _key(request, StreamChannel.TICKER))
+
+
+async def book_ticker_stream(request: web.Request) -> web.StreamResponse:
+    return await serve_stream(request, _key(request, StreamChannel.BOOK_TICKER))
+
+
+async def trades_stream(request: web.Request) -> web.StreamResponse:
+    return await serve_stream(request, _key(request, StreamChannel.TRADES))
+
+
+async def depth_stream(request: web.Request) -> web.StreamResponse:
+    params = request[PARAMS]
+    key = _key(request, StreamChannel.DEPTH, DepthSpeed(params.get("speed", str)))
+    return await serve_stream(request, key, params.get("limit", int))
+
+
+_SYMBOL = Param("symbol", str, required=True, location=ParamIn.PATH, pattern=SYMBOL_PATTERN, description="e.g. BTCUSDT")
+_CLOSES = (
+    "Close codes: 1000 gateway shutdown; 1008 policy (unknown symbol, or a slow consumer whose queue of "
+    f"{CLIENT_QUEUE_FRAMES} frames overflowed); 1011 the provider stream failed and reconnecting gave up. "
+    "Authenticate with `Authorization: Bearer <token>` or the subprotocols `bearer, <token>`."
+)
+
+
+def add_stream_routes(api: Api) -> None:
+    api.route(
+        "GET",
+        "/ws/ticker/{symbol}",
+        ticker_stream,
+        scope=Scope.READ,
+        summary="Live 24h rolling ticker (WebSocket)",
+        description=(
+            'Frames: Binance `<symbol>@ticker` events plus "type":"ticker"; {"type":"gap"} if the provider '
+            "stream was re-established (events in between may be missing). " + _CLOSES
+        ),
+        tags=("market data streams",),
+        params=[_SYMBOL],
+        websocket=True,
+    )
+    api.route(
+        "GET",
+        "/ws/bookTicker/{symbol}",
+        book_ticker_stream,
+        scope=Scope.READ,
+        summary="Live best bid and ask (WebSocket)",
+        description='Frames: Binance `<symbol>@bookTicker` events plus "type":"bookTicker"; {"type":"gap"} as for '
+        "tickers. " + _CLOSES,
+        tags=("market data streams",),
+        params=[_SYMBOL],
+        websocket=True,
+    )
+    api.route(
+        "GET",
+        "/ws/trades/{symbol}",
+        trades_stream,
+        scope=Scope.READ,
+        summary="Live public trades (WebSocket)",
+        description='Frames: Binance `<symbol>@trade` events plus "type":"trade"; {"type":"gap"} as for tickers. '
+        + _CLOSES,
+        tags=("market data streams",),
+        params=[_SYMBOL],
+        websocket=True,
+    )
+    api.route(
+        "GET",
+        "/ws/depth/{symbol}",
+        depth_stream,
+        scope=Scope.READ,
+        summary="Live order book: a snapshot, then diffs (WebSocket)",
+        description=(
+            'First {"type":"snapshot","reason":"initial","lastUpdateId","bids","asks","inSync":true}, then '
+            '{"type":"diff","U","u","E","b","a"} with U == previous u + 1 (absolute quantities, "0" removes). '
+            '{"type":"resync","reason"} means the copy is void; a snapshot with reason "resync" follows when the '
+            'book is back. A client that falls behind gets {"type":"lagged"} and a snapshot with reason '
+            '"lagged" at once. ' + _CLOSES
+        ),
+        tags=("market data streams",),
+        params=[
+            _SYMBOL,
+            Param("speed", str, default=DepthSpeed.MS_100.value, choices=tuple(s.value for s in DepthSpeed)),
+            Param(
+                "limit",
+                int,
+                minimum=1,
+                maximum=MAX_CLIENT_DEPTH_LEVELS,
+                default=DEFAULT_CLIENT_DEPTH_LEVELS,
+                description="levels per side in snapshots (diffs carry every change, as Binance's)",
+            ),
+        ],
+        websocket=True,
+    )
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: close every client with 1000 so their handlers return before the server waits on them."""
+    hub = app.get(STREAM_HUB)
+    if hub is not None:
+        await hub.close()
