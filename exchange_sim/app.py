@@ -22,7 +22,7 @@ from exchange_sim.symbols import symbol_setup
 from exchange_sim.venue import Venue
 from exchange_sim.wire import rest, trading
 from exchange_sim.wire.control import add_control_routes
-from exchange_sim.wire.ratelimit import RateLimiter
+from exchange_sim.wire.ratelimit import RateLimitConfig, RateLimiter
 from exchange_sim.wire.streams import add_stream_routes
 from exchange_sim.wire.trading import TradingDesk
 from exchange_sim.wire.ws_api import add_ws_api_routes
@@ -57,7 +57,7 @@ def create_app(config: SimConfig) -> web.Application:
     hub = StreamHub(clock=clock)
     venue = Venue(engine, hub)
     now = clock()
-    limiter = RateLimiter()
+    limiter = RateLimiter(RateLimitConfig.small(weight_per_minute=config.weight_per_minute))
     accounts = AccountDirectory(engine)
     # Every engine result, the market's own too, goes through the desk: user events and order counts.
     desk = TradingDesk(venue, limiter, accounts, clock)

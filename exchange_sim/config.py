@@ -48,6 +48,14 @@ class SimConfig:
     accounts: tuple[SimAccount, ...] = ()  # from SIM_ACCOUNTS_FILE (format: exchange_sim.accounts)
     api_key: str = DEMO_API_KEY  # the demo account's HMAC key (SIM_API_KEY / SIM_API_SECRET)
     api_secret: str = field(default=DEMO_API_SECRET, repr=False)
+    weight_per_minute: int = 6000  # REQUEST_WEIGHT limit per IP (Binance's is 6000)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 SETTINGS: list[Setting[object]] = [
@@ -58,6 +66,7 @@ SETTINGS: list[Setting[object]] = [
         "where the simulator serves REST (/api/v3), streams (/ws, /stream) and the WS API (/ws-api/v3)",
     ),
     Setting("SIM_SYMBOLS", "BTCUSDT,ETHUSDT,BNBUSDT", _symbols, "symbols with a synthetic market"),
+    Setting("SIM_WEIGHT_PER_MINUTE", "6000", _positive_int, "REQUEST_WEIGHT limit per minute (load tests raise it)"),
     Setting("SIM_SEED", "1", int, "seed of the synthetic market (same seed, same market)"),
     Setting("SIM_CONTROL", "off", parse_on_off, "on: serve the test-only fault-injection API under /control"),
     Setting(
@@ -100,4 +109,5 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         accounts=accounts,
         api_key=api_key,
         api_secret=api_secret,
+        weight_per_minute=int(str(values["SIM_WEIGHT_PER_MINUTE"])),
     )

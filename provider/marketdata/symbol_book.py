@@ -68,6 +68,7 @@ class BookOutOfSync:
 
 
 DepthEvent = DepthDiffEvent | BookSynced | BookOutOfSync
+_DIFF_ACTIONS = frozenset({Action.APPLIED, Action.REFRESH_DEPTH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +132,11 @@ class SymbolBook:
             return
         if decision.updated:
             self._received_ms = self._wall_ms()
-            if prev_id is not None and decision.action in (Action.APPLIED, Action.REFRESH_DEPTH):
-                self.feed.publish(DepthDiffEvent(max(int(first), prev_id + 1), int(last), int(event_time), bids, asks))
-        self._obey(decision)
+            feed = self.feed
+            if feed and prev_id is not None and decision.action in _DIFF_ACTIONS:
+                feed.publish(DepthDiffEvent(max(int(first), prev_id + 1), int(last), int(event_time), bids, asks))
+        if decision.resync or decision.request_snapshot or decision.action is Action.SYNCED:
+            self._obey(decision)
 
     def stream_down(self) -> None:
         """The diff stream stopped (reconnecting): the book cannot be kept, discard it now."""
