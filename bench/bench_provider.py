@@ -127,7 +127,7 @@ async def ingestion(n_symbols: int = 200, seconds: float = 6.0, runs: int = 5) -
             depth = staticmethod(fetch)
             exchange_info = staticmethod(no_info)
 
-        hub = MarketDataHub(Rest(), lambda handler: _Pool(), MarketConfig(snapshot_limit=100))  # type: ignore[arg-type]
+        hub = MarketDataHub(Rest(), lambda handler: _Pool(), MarketConfig(snapshot_limit=100))  # type: ignore[arg-type,return-value]
         await hub.start()
         for s in snapshots:
             hub.use(s)
@@ -262,8 +262,11 @@ async def latency(n: int = 100, sample_s: float = 10.0) -> None:
                             break
                     call.cancel()
 
-                # Wait for every book first, so the sample is steady state.
+                # Wait for every book first, so the sample is steady state (polling another process).
+                give_up = time.monotonic() + 120
                 while (await scrape(ports.metrics)).get("provider_symbols_in_sync", 0) < n:
+                    if time.monotonic() > give_up:
+                        raise SystemExit(f"the {n} books were not all in sync within 120 s")
                     await asyncio.sleep(0.5)
                 stop_at = time.monotonic() + 5 + sample_s
                 await asyncio.gather(*(follow(s) for s in symbols(n)))
