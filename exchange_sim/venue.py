@@ -51,6 +51,7 @@ class SymbolFeed:
     candles: CandleStore = field(default_factory=CandleStore)
     next_agg_id: int = 1
     last_book_ticker: tuple[object, ...] = ()
+    kline_opens: dict[str, int] = field(default_factory=dict)  # interval -> open time last streamed
 
 
 class Venue:
@@ -168,8 +169,18 @@ class Venue:
                 self.hub.publish(prefix + "@miniTicker", orjson.dumps(self.mini_ticker_event(feed.symbol, now_ms)))
             for interval in KLINE_STREAM_INTERVALS:
                 stream = f"{prefix}@kline_{interval}"
-                if self.hub.has_subscribers(stream):
-                    self.hub.publish(stream, orjson.dumps(self.kline_event(feed.symbol, interval, now_ms)))
+                if not self.hub.has_subscribers(stream):
+                    feed.kline_opens.pop(interval, None)
+                    continue
+                opened = interval_open(interval, now_ms)
+                previous = feed.kline_opens.get(interval)
+                if previous is not None and previous != opened:
+                    # As Binance does: one last update of the candle that just closed, with x=true.
+                    closes = interval_close(interval, previous)
+                    final = self.kline_event(feed.symbol, interval, closes, event_ms=now_ms, closed=True)
+                    self.hub.publish(stream, orjson.dumps(final))
+                feed.kline_opens[interval] = opened
+                self.hub.publish(stream, orjson.dumps(self.kline_event(feed.symbol, interval, now_ms)))
 
     def _partial(self, symbol: str, levels: int) -> bytes:
         last_id, bids, asks = self.engine.depth(symbol, levels)
@@ -219,7 +230,10 @@ class Venue:
         return {"e": "24hrMiniTicker", "E": now_ms, "s": symbol, "c": t["lastPrice"], "o": t["openPrice"],
                 "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"]}
 
-    def kline_event(self, symbol: str, interval: str, now_ms: int) -> dict[str, object]:
+    def kline_event(
+        self, symbol: str, interval: str, now_ms: int, *, event_ms: int | None = None, closed: bool = False
+    ) -> dict[str, object]:
+        """The kline of the candle containing `now_ms`; `closed`: its final update (``x`` true)."""
         candle = self.feeds[symbol].candles.current_kline(interval, now_ms)
         opened = interval_open(interval, now_ms)
         last = self.feeds[symbol].candles.last_price or Decimal(0)
@@ -232,7 +246,8 @@ class Venue:
                       "c": fmt(candle.close), "h": fmt(candle.high), "l": fmt(candle.low),
                       "v": fmt(candle.volume), "n": candle.trades, "q": fmt(candle.quote_volume),
                       "V": fmt(candle.taker_buy_volume), "Q": fmt(candle.taker_buy_quote_volume)})
-        return {"e": "kline", "E": now_ms, "s": symbol, "k": k}
+        k["x"] = closed
+        return {"e": "kline", "E": now_ms if event_ms is None else event_ms, "s": symbol, "k": k}
 
 
 def _opt(value: Decimal | None) -> str:
