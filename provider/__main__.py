@@ -12,11 +12,19 @@ from aiohttp import web
 from provider.binance.rest import RestClient
 from provider.binance.signing import load_signer
 from provider.binance.streams import StreamPool, StreamPoolConfig
+from provider.binance.user_data import UserDataClient, UserDataConfig
 from provider.config import ProviderConfig, load_config
+from provider.history.store import HistoryStore
+from provider.history.writer import HistoryWriter
 from provider.marketdata.hub import MarketConfig, MarketDataHub
 from provider.metrics import metrics_app
+from provider.recording.recorder import Recorder
+from provider.service.account import AccountServicer
+from provider.service.analytics import AnalyticsServicer
 from provider.service.market_data import MarketDataServicer
 from provider.service.server import ProviderServer
+from provider.service.trading import TradingServicer
+from provider.trading.orders import OrderManager, TradingLimits
 from provider.venue import VenueMonitor, VenueStatus
 from service_runtime.config import ConfigError
 from service_runtime.lifecycle import run_main, wait_for_stop_signal
@@ -45,7 +53,32 @@ async def serve(config: ProviderConfig) -> int:
                 idle_release_s=config.idle_release_s,
             ),
         )
-        server = ProviderServer(config.grpc_addr, market_data=MarketDataServicer(hub, rest))
+        store = HistoryStore(
+            config.data_dir / "history",
+            levels=config.snapshot_levels,
+            retention_ms=int(config.retention_days * 86_400_000),
+            max_bytes=None if config.history_max_mb is None else int(config.history_max_mb * 1_000_000),
+        )
+        writer = HistoryWriter(store)
+        recorder = Recorder(store, writer, rest, levels=config.snapshot_levels)
+        hub.attach_recorder(recorder)
+        # User data over the WS API needs credentials; without them account calls are refused.
+        user_data = UserDataClient(session, rest, signer, UserDataConfig(config.urls.ws_api)) if signer else None
+        server = ProviderServer(
+            config.grpc_addr,
+            market_data=MarketDataServicer(hub, rest),
+            account=AccountServicer(rest, user_data),
+            trading=TradingServicer(
+                OrderManager(
+                    rest,
+                    hub,
+                    TradingLimits(config.trading, config.max_order_notional, config.max_symbol_notional),
+                )
+            ),
+            analytics=AnalyticsServicer(hub, store),
+        )
+        await writer.start()
+        await recorder.start()
         try:
             await server.start()
         except OSError as exc:
@@ -63,6 +96,8 @@ async def serve(config: ProviderConfig) -> int:
                 await server.stop(0)
                 return 2
         await hub.start()
+        if user_data is not None:
+            user_data.start()
         pending: set[asyncio.Task[None]] = set()
 
         def on_venue_change(status: VenueStatus) -> None:
@@ -84,7 +119,12 @@ async def serve(config: ProviderConfig) -> int:
         log.info("stopping: no new calls, draining streams")
         await server.stop()
         await monitor.stop()
+        if user_data is not None:
+            await user_data.close()
+        await recorder.close()
         await hub.close()
+        await writer.close()  # flushes what the recorder handed over
+        store.close()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from service_runtime.config import (
@@ -62,8 +63,39 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _optional_notional(text: str) -> Decimal | None:
+    """A cap in the quote asset as a decimal string ("50000"), or off for no cap."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal amount such as 50000, or off; got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"expected a positive decimal amount, or off; got {text!r}")
+    return value
+
+
 def _optional_address(text: str) -> Address | None:
     return None if text.strip().lower() == "off" else parse_address(text)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _optional_mb(text: str) -> float | None:
+    return None if text.strip().lower() == "off" else _positive_float(text)
 
 
 SETTINGS: list[Setting[object]] = [
@@ -78,10 +110,22 @@ SETTINGS: list[Setting[object]] = [
     Setting("PROVIDER_SYMBOLS", "BTCUSDT,ETHUSDT", parse_symbols, "symbols tracked from start"),
     Setting("PROVIDER_DATA_DIR", "./data", Path, "LMDB data directory"),
     Setting("PROVIDER_TRADING", "off", parse_on_off, "allow orders: on or off"),
+    Setting(
+        "PROVIDER_MAX_ORDER_NOTIONAL", "off", _optional_notional, "cap per order, in its quote asset (off: no cap)"
+    ),
+    Setting(
+        "PROVIDER_MAX_SYMBOL_NOTIONAL",
+        "off",
+        _optional_notional,
+        "cap on a symbol's open orders plus a new one, in its quote asset (off: no cap)",
+    ),
     Setting("PROVIDER_SNAPSHOT_LIMIT", "1000", _snapshot_limit, "local book snapshot size: 100, 500, 1000 or 5000"),
     Setting("PROVIDER_IDLE_RELEASE_S", "600", _seconds, "release on-demand symbols after this idle time"),
     Setting("PROVIDER_STREAM_STALL_S", "30", _seconds, "a stream connection with no event for this long is dead"),
     Setting("PROVIDER_METRICS_ADDR", "127.0.0.1:9464", _optional_address, "Prometheus /metrics address, or off"),
+    Setting("PROVIDER_SNAPSHOT_LEVELS", "20", _positive_int, "levels per side in each recorded 1-second snapshot"),
+    Setting("PROVIDER_RETENTION_DAYS", "7", _positive_float, "days of recorded history kept"),
+    Setting("PROVIDER_HISTORY_MAX_MB", "off", _optional_mb, "size cap of the recorded history in MB, or off"),
     Setting("SIM_API_KEY", SIM_DEMO_API_KEY, str, "simulator account API key (used with VENUE=sim)"),
     Setting("SIM_API_SECRET", SIM_DEMO_API_SECRET, str, "simulator account API secret (used with VENUE=sim)"),
 ]
@@ -111,6 +155,11 @@ class ProviderConfig:
     idle_release_s: float = 600.0
     stream_stall_s: float = 30.0
     metrics_addr: Address | None = None
+    max_order_notional: Decimal | None = None
+    max_symbol_notional: Decimal | None = None
+    snapshot_levels: int = 20
+    retention_days: float = 7.0
+    history_max_mb: float | None = None
 
 
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ProviderConfig:
@@ -157,4 +206,19 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         idle_release_s=float(str(values["PROVIDER_IDLE_RELEASE_S"])),
         stream_stall_s=float(str(values["PROVIDER_STREAM_STALL_S"])),
         metrics_addr=metrics_addr,
+        max_order_notional=_decimal_or_none(values["PROVIDER_MAX_ORDER_NOTIONAL"]),
+        max_symbol_notional=_decimal_or_none(values["PROVIDER_MAX_SYMBOL_NOTIONAL"]),
+        snapshot_levels=int(str(values["PROVIDER_SNAPSHOT_LEVELS"])),
+        retention_days=float(str(values["PROVIDER_RETENTION_DAYS"])),
+        history_max_mb=_float_or_none(values["PROVIDER_HISTORY_MAX_MB"]),
     )
+
+
+def _float_or_none(value: object) -> float | None:
+    assert value is None or isinstance(value, float)
+    return value
+
+
+def _decimal_or_none(value: object) -> Decimal | None:
+    assert value is None or isinstance(value, Decimal)
+    return value

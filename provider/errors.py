@@ -169,3 +169,46 @@ class StreamEnded(ProviderError):
     """A subscription ended on the provider's side (shutting down, or the symbol was released)."""
 
     retryable = True
+
+
+# ----------------------------------------------------------------- trading (issue #5)
+
+CODE_NEW_ORDER_REJECTED: Final = -2010
+CODE_CANCEL_REJECTED: Final = -2011
+CODE_NO_SUCH_ORDER: Final = -2013
+
+
+class TradingDisabled(ProviderError):
+    """Orders are refused: PROVIDER_TRADING is off, or the kill switch is engaged."""
+
+
+class NotionalLimit(ProviderError):
+    """The order is above the provider's configured per-order or per-symbol notional cap."""
+
+    def __init__(self, symbol: str, message: str) -> None:
+        super().__init__(message)
+        self.symbol = symbol
+
+
+class FilterViolation(InvalidArgument):
+    """A pre-trade check of the symbol's exchangeInfo filters failed; nothing was sent.
+
+    ``filter_type`` is the Binance filter (``PRICE_FILTER``, ``LOT_SIZE`` …) and ``nearest_valid``
+    the closest value that would pass, when there is one.
+    """
+
+    def __init__(self, field: str, message: str, filter_type: str, nearest_valid: str | None = None) -> None:
+        super().__init__(field, message)
+        self.filter_type = filter_type
+        self.nearest_valid = nearest_valid
+
+
+class InsufficientBalance(ProviderError):
+    """The exchange refused the order for lack of funds (-2010); ``available`` is the free balance."""
+
+    def __init__(self, asset: str, available: str | None, message: str, *, code: int, msg: str) -> None:
+        super().__init__(message)
+        self.asset = asset
+        self.available = available
+        self.code = code
+        self.msg = msg

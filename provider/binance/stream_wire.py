@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provider.marketdata.model import BookTicker, Ticker24h, Trade
+from provider.marketdata.model import AggTrade, BookTicker, Ticker24h, Trade
 
 
 def trade(data: Mapping[str, Any]) -> Trade:
@@ -64,4 +64,18 @@ def ticker_24h(data: Mapping[str, Any]) -> Ticker24h:
         last_id=int(data["L"]),
         count=int(data["n"]),
         event_time_ms=int(data["E"]),
+    )
+
+
+def agg_trade(data: Mapping[str, Any]) -> AggTrade:
+    """``<symbol>@aggTrade``: {"e":"aggTrade","E","s","a","p","q","f","l","T","m","M"}."""
+    return AggTrade(
+        agg_id=int(data["a"]),
+        price=str(data["p"]),
+        qty=str(data["q"]),
+        first_trade_id=int(data["f"]),
+        last_trade_id=int(data["l"]),
+        time_ms=int(data["T"]),
+        is_buyer_maker=bool(data["m"]),
+        is_best_match=bool(data.get("M", True)),
     )

@@ -15,6 +15,7 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
+from provider.account.model import AccountInfo, Balance, MyTrade, OpenOrder, OrderStatus
 from provider.binance.signing import ParamValue
 from provider.marketdata.model import (
     AggTrade,
@@ -47,6 +48,7 @@ from provider.marketdata.model import (
     TrailingDeltaFilter,
     UnknownFilter,
 )
+from provider.trading import model as tm
 
 __all__ = [
     "DEFAULT_RECV_WINDOW_MS",
@@ -619,3 +621,245 @@ def _book_ticker(value: object) -> BookTicker:
 
 def parse_book_tickers(body: object) -> list[BookTicker]:
     return _one_or_many(body, "ticker/bookTicker", _book_ticker)
+
+
+# ------------------------------------------------------------------------- account (USER_DATA)
+
+
+def my_trades_params(
+    symbol: str, order_id: int | None, from_id: int | None, start_ms: int | None, end_ms: int | None, limit: int | None
+) -> dict[str, ParamValue]:
+    """``GET /api/v3/myTrades`` parameters; weight is `Weight.MY_TRADES_BY_ORDER` with an order id."""
+    params: dict[str, ParamValue] = {"symbol": symbol}
+    params.update(
+        _optional(
+            ("orderId", order_id), ("fromId", from_id), ("startTime", start_ms), ("endTime", end_ms), ("limit", limit)
+        )
+    )
+    return params
+
+
+def parse_account(body: object) -> AccountInfo:
+    """``GET /api/v3/account`` → `AccountInfo`."""
+    obj = _obj(body, "account")
+    rates = _obj(_get(obj, "commissionRates"), "commissionRates")
+    balances = _each(_get(obj, "balances"), "balances", _rest_balance)
+    return AccountInfo(
+        maker_commission=_dec(rates, "maker"),
+        taker_commission=_dec(rates, "taker"),
+        buyer_commission=_dec(rates, "buyer"),
+        seller_commission=_dec(rates, "seller"),
+        can_trade=_bool(obj, "canTrade"),
+        can_withdraw=_bool(obj, "canWithdraw"),
+        can_deposit=_bool(obj, "canDeposit"),
+        account_type=_str(obj, "accountType"),
+        balances=tuple(balances),
+        update_time_ms=_int(obj, "updateTime"),
+    )
+
+
+def _rest_balance(value: object) -> Balance:
+    obj = _obj(value, "balance")
+    return Balance(_str(obj, "asset"), _dec(obj, "free"), _dec(obj, "locked"))
+
+
+def _opt_dec(obj: Mapping[str, Any], key: str) -> str:
+    return _dec(obj, key) if obj.get(key) is not None else "0"
+
+
+def parse_order(value: object) -> OpenOrder:
+    """A REST order object (§6.4) → `OpenOrder`."""
+    obj = _obj(value, "order")
+    stp, expiry = obj.get("selfTradePreventionMode"), obj.get("expiryReason")
+    return OpenOrder(
+        symbol=_str(obj, "symbol"),
+        order_id=_int(obj, "orderId"),
+        client_order_id=_str(obj, "clientOrderId"),
+        side=_str(obj, "side"),
+        type=_str(obj, "type"),
+        time_in_force=_str(obj, "timeInForce"),
+        status=_enum(OrderStatus, _get(obj, "status"), OrderStatus.UNKNOWN),
+        price=_dec(obj, "price"),
+        stop_price=_opt_dec(obj, "stopPrice"),
+        original_quantity=_dec(obj, "origQty"),
+        executed_quantity=_dec(obj, "executedQty"),
+        cumulative_quote_quantity=_dec(obj, "cummulativeQuoteQty"),
+        original_quote_order_quantity=_opt_dec(obj, "origQuoteOrderQty"),
+        iceberg_quantity=_opt_dec(obj, "icebergQty"),
+        time_ms=_int(obj, "time"),
+        update_time_ms=_int(obj, "updateTime"),
+        working_time_ms=_int(obj, "workingTime") if obj.get("workingTime") is not None else 0,
+        is_working=_bool(obj, "isWorking", False),
+        self_trade_prevention_mode=stp if isinstance(stp, str) else "",
+        expiry_reason=expiry if isinstance(expiry, str) else "",
+    )
+
+
+def parse_orders(body: object) -> list[OpenOrder]:
+    """``GET /api/v3/openOrders`` / ``allOrders`` → list of `OpenOrder`."""
+    return _each(body, "orders", parse_order)
+
+
+def _my_trade(value: object) -> MyTrade:
+    obj = _obj(value, "trade")
+    return MyTrade(
+        symbol=_str(obj, "symbol"),
+        id=_int(obj, "id"),
+        order_id=_int(obj, "orderId"),
+        price=_dec(obj, "price"),
+        quantity=_dec(obj, "qty"),
+        quote_quantity=_dec(obj, "quoteQty"),
+        commission=_dec(obj, "commission"),
+        commission_asset=_str(obj, "commissionAsset"),
+        time_ms=_int(obj, "time"),
+        is_buyer=_bool(obj, "isBuyer"),
+        is_maker=_bool(obj, "isMaker"),
+    )
+
+
+def parse_my_trades(body: object) -> list[MyTrade]:
+    """``GET /api/v3/myTrades`` → list of `MyTrade`."""
+    return _each(body, "myTrades", _my_trade)
+
+
+# ------------------------------------------------------------------------- trading (TRADE)
+
+
+def _plain(text: str | None) -> str | None:
+    """A decimal string the caller gave, as Binance expects it: no exponent, no trailing zeros."""
+    if text is None:
+        return None
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def new_order_params(request: tm.OrderRequest, client_order_id: str) -> dict[str, ParamValue]:
+    """``POST /api/v3/order`` (and ``/order/test``) parameters for a validated request."""
+    params: dict[str, ParamValue] = {
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "type": request.type.value,
+        "newClientOrderId": client_order_id,
+        "newOrderRespType": request.response_type.value,
+    }
+    params.update(
+        _optional(
+            ("timeInForce", None if request.time_in_force is None else request.time_in_force.value),
+            ("quantity", _plain(request.quantity)),
+            ("quoteOrderQty", _plain(request.quote_order_qty)),
+            ("price", _plain(request.price)),
+            ("stopPrice", _plain(request.stop_price)),
+            ("icebergQty", _plain(request.iceberg_qty)),
+            ("selfTradePreventionMode", None if request.stp_mode is None else request.stp_mode.value),
+        )
+    )
+    return params
+
+
+def order_ref_params(symbol: str, order_id: int | None, client_order_id: str | None) -> dict[str, ParamValue]:
+    """``symbol`` plus ``orderId`` and/or ``origClientOrderId`` (query and cancel)."""
+    params: dict[str, ParamValue] = {"symbol": symbol}
+    params.update(_optional(("orderId", order_id), ("origClientOrderId", client_order_id)))
+    return params
+
+
+def all_orders_params(
+    symbol: str, from_order_id: int | None, start_ms: int | None, end_ms: int | None, limit: int | None
+) -> dict[str, ParamValue]:
+    params: dict[str, ParamValue] = {"symbol": symbol}
+    params.update(_optional(("orderId", from_order_id), ("startTime", start_ms), ("endTime", end_ms), ("limit", limit)))
+    return params
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    return None if obj.get(key) is None else _str(obj, key)
+
+
+def _opt_decimal(obj: Mapping[str, Any], key: str) -> str | None:
+    return None if obj.get(key) is None else _dec(obj, key)
+
+
+def _opt_int(obj: Mapping[str, Any], key: str) -> int:
+    return 0 if obj.get(key) is None else _int(obj, key)
+
+
+def _opt_enum(enum: type[E], obj: Mapping[str, Any], key: str) -> E | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        return None
+
+
+def parse_trading_order(value: object) -> tm.Order:
+    """Any REST order answer (§6.3/§6.4): placement (ACK/RESULT/FULL), cancel, or query.
+
+    A cancel answer's ``clientOrderId`` is the cancel request's own id; the order's is
+    ``origClientOrderId``. Placement answers carry ``transactTime`` instead of ``time``.
+    """
+    obj = _obj(value, "order")
+    try:
+        client_id = _opt_str(obj, "origClientOrderId") or _str(obj, "clientOrderId")
+        time_ms = _opt_int(obj, "time") or _opt_int(obj, "transactTime")
+        status = obj.get("status")
+        return tm.Order(
+            symbol=_str(obj, "symbol"),
+            order_id=_int(obj, "orderId"),
+            client_order_id=client_id,
+            side=_opt_enum(tm.Side, obj, "side"),
+            type=_opt_enum(tm.OrderType, obj, "type"),
+            time_in_force=_opt_enum(tm.TimeInForce, obj, "timeInForce"),
+            status=None if status is None else _enum(tm.OrderStatus, status, tm.OrderStatus.UNKNOWN),
+            price=_opt_decimal(obj, "price"),
+            stop_price=_opt_decimal(obj, "stopPrice"),
+            orig_qty=_opt_decimal(obj, "origQty"),
+            executed_qty=_opt_decimal(obj, "executedQty"),
+            cumulative_quote_qty=_opt_decimal(obj, "cummulativeQuoteQty"),
+            orig_quote_order_qty=_opt_decimal(obj, "origQuoteOrderQty"),
+            iceberg_qty=_opt_decimal(obj, "icebergQty"),
+            time_ms=time_ms,
+            update_time_ms=_opt_int(obj, "updateTime") or time_ms,
+            working_time_ms=_opt_int(obj, "workingTime"),
+            is_working=_bool(obj, "isWorking", False),
+            stp_mode=_opt_enum(tm.SelfTradePreventionMode, obj, "selfTradePreventionMode"),
+            expiry_reason=_opt_str(obj, "expiryReason") or "",
+        )
+    except WireFormatError as exc:
+        raise WireFormatError(f"order: {exc}") from None
+
+
+def _fill(value: object) -> tm.Fill:
+    obj = _obj(value, "fill")
+    return tm.Fill(
+        price=_dec(obj, "price"),
+        qty=_dec(obj, "qty"),
+        commission=_dec(obj, "commission"),
+        commission_asset=_str(obj, "commissionAsset"),
+        trade_id=_int(obj, "tradeId"),
+    )
+
+
+def parse_placed_order(body: object) -> tm.PlacedOrder:
+    """``POST /api/v3/order`` → the order and, for FULL answers, its fills."""
+    order = parse_trading_order(body)
+    fills = _each(_obj(body, "order").get("fills", []), "fills", _fill)
+    return tm.PlacedOrder(order, tuple(fills))
+
+
+def parse_trading_orders(body: object) -> list[tm.Order]:
+    """``openOrders`` / ``allOrders`` / ``DELETE openOrders`` → orders (order-list entries skipped)."""
+    items = _list(body, "orders")
+    return [parse_trading_order(item) for item in items if not (isinstance(item, Mapping) and "orderReports" in item)]
+
+
+def parse_test_order(body: object) -> tm.TestedOrder:
+    """``POST /api/v3/order/test``: ``{}``, or the standard commission with ``computeCommissionRates``."""
+    obj = _obj(body, "order/test")
+    rates = obj.get("standardCommissionForOrder")
+    if rates is None:
+        return tm.TestedOrder(notional=None)
+    rates = _obj(rates, "standardCommissionForOrder")
+    return tm.TestedOrder(notional=None, maker_commission=_dec(rates, "maker"), taker_commission=_dec(rates, "taker"))

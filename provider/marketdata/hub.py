@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from provider.binance import stream_wire
 from provider.binance.rest import RestClient
@@ -32,7 +32,7 @@ from provider.binance.streams import StreamHandler, StreamPool, StreamPoolStats
 from provider.binance.wire import depth_weight
 from provider.errors import ExchangeUnavailable, InvalidArgument, ProviderError
 from provider.marketdata.feeds import Feed, Subscription
-from provider.marketdata.model import BookTicker, ExchangeInfo, SymbolRules, Ticker24h, Trade
+from provider.marketdata.model import AggTrade, BookTicker, ExchangeInfo, SymbolRules, Ticker24h, Trade
 from provider.marketdata.symbol_book import SymbolBook
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Channel(StrEnum):
     TRADE = "trade"
     BOOK_TICKER = "bookTicker"
     TICKER = "ticker"
+    AGG_TRADE = "aggTrade"  # subscribed for every tracked symbol while recording
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ class HubStats:
     released: int
 
 
+class SymbolRecorder(Protocol):
+    """Records tracked symbols (provider.recording.recorder.Recorder)."""
+
+    def on_tracked(self, tracked: TrackedSymbol) -> None: ...
+    def on_released(self, symbol: str) -> None: ...
+    def on_agg_trade(self, symbol: str, trade: AggTrade) -> None: ...
+
+
 def stream_name(symbol: str, channel: Channel) -> str:
     return f"{symbol.lower()}@{channel.value}"
 
@@ -118,6 +127,19 @@ class MarketDataHub(StreamHandler):
         self._malformed = 0
         self._audits = 0
         self._released = 0
+        self._recorder: SymbolRecorder | None = None
+
+    def attach_recorder(self, recorder: SymbolRecorder) -> None:
+        """Record every tracked symbol from now on (its book observed, its aggTrade stream open)."""
+        self._recorder = recorder
+        for tracked in self._symbols.values():
+            self._record(tracked)
+
+    def _record(self, tracked: TrackedSymbol) -> None:
+        if self._recorder is None:
+            return
+        self._recorder.on_tracked(tracked)
+        self._open(tracked, Channel.AGG_TRADE)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -228,6 +250,7 @@ class MarketDataHub(StreamHandler):
         tracked.tickers = Feed(cap, on_empty=lambda: self._channel_idle(symbol, Channel.TICKER))
         self._symbols[symbol] = tracked
         self._open(tracked, Channel.DEPTH)
+        self._record(tracked)
         log.info("tracking %s%s", symbol, " (pinned)" if pinned else "")
         return tracked
 
@@ -253,6 +276,14 @@ class MarketDataHub(StreamHandler):
                 tracked.trades.publish(stream_wire.trade(data))
 
             return on_trade
+        if channel is Channel.AGG_TRADE:
+            recorder = self._recorder
+
+            def on_agg_trade(data: dict[str, Any]) -> None:
+                if recorder is not None:
+                    recorder.on_agg_trade(tracked.symbol, stream_wire.agg_trade(data))
+
+            return on_agg_trade
         if channel is Channel.BOOK_TICKER:
 
             def on_book_ticker(data: dict[str, Any]) -> None:
@@ -360,6 +391,8 @@ class MarketDataHub(StreamHandler):
         tracked.trades.close()
         tracked.book_tickers.close()
         tracked.tickers.close()
+        if self._recorder is not None:
+            self._recorder.on_released(tracked.symbol)
         await tracked.book.close()
 
     def stats(self) -> HubStats:

@@ -48,6 +48,17 @@ FetchSnapshot = Callable[[str, int], Awaitable[SnapshotSource]]
 """``fetch(symbol, limit)``: a REST depth snapshot."""
 
 
+class BookObserver(Protocol):
+    """Told of every applied diff with each level's quantity before it (None: no level), and of
+    every discard or rebuild of the book. Called on the event loop; must not block."""
+
+    def on_applied(
+        self, bids: Levels, asks: Levels, prev_bids: Sequence[str | None], prev_asks: Sequence[str | None]
+    ) -> None: ...
+
+    def on_resync(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class DepthDiffEvent:
     first_update_id: int
@@ -115,6 +126,7 @@ class SymbolBook:
         self._received_ms = 0  # wall time the last applied update was received
         self._synced = asyncio.Event()
         self._closed = False
+        self.observer: BookObserver | None = None  # set by the recorder; None costs nothing
 
     # ------------------------------------------------------------------ stream input
     def on_diff(self, data: Mapping[str, Any]) -> None:
@@ -123,6 +135,12 @@ class SymbolBook:
         prev_id = sync.last_update_id if sync.in_sync else None
         try:
             first, last, bids, asks, event_time = data["U"], data["u"], data["b"], data["a"], data["E"]
+            observer = self.observer
+            if observer is not None and prev_id is not None:
+                # Quantities before BookSync applies the diff (only when someone records them).
+                book = sync.book
+                prev_bids = [book.bid_qty(level[0]) for level in bids]
+                prev_asks = [book.ask_qty(level[0]) for level in asks]
             decision = sync.on_diff(int(first), int(last), bids, asks, int(event_time))
         except (KeyError, TypeError, ValueError) as exc:
             # A frame we cannot read may have carried changes: the book can no longer be trusted.
@@ -135,6 +153,8 @@ class SymbolBook:
             feed = self.feed
             if feed and prev_id is not None and decision.action in _DIFF_ACTIONS:
                 feed.publish(DepthDiffEvent(max(int(first), prev_id + 1), int(last), int(event_time), bids, asks))
+            if observer is not None and prev_id is not None and decision.action in _DIFF_ACTIONS:
+                observer.on_applied(bids, asks, prev_bids, prev_asks)
         if decision.resync or decision.request_snapshot or decision.action is Action.SYNCED:
             self._obey(decision)
 
@@ -182,11 +202,15 @@ class SymbolBook:
         if decision.resync:
             self.stats.out_of_sync_events += 1
             self._synced.clear()
+            if self.observer is not None:
+                self.observer.on_resync()
             self.feed.publish(BookOutOfSync(decision.action.value))
             log.info("%s: book out of sync (%s)", self.symbol, decision.action.value)
         if decision.action is Action.SYNCED:
             self._received_ms = self._wall_ms()
             self._synced.set()
+            if self.observer is not None:
+                self.observer.on_resync()
             self.feed.publish(BookSynced(self.sync.last_update_id or 0))
         if decision.request_snapshot and not self._closed:
             self._want_fetch = True

@@ -38,6 +38,11 @@ def _retry_info(ms: int) -> any_pb2.Any:
     return _pack(error_details_pb2.RetryInfo(retry_delay=delay))
 
 
+def _precondition(kind: str, subject: str, description: str) -> any_pb2.Any:
+    violation = error_details_pb2.PreconditionFailure.Violation(type=kind, subject=subject, description=description)
+    return _pack(error_details_pb2.PreconditionFailure(violations=[violation]))
+
+
 def to_status(error: e.ProviderError) -> status_pb2.Status:
     """The gRPC status (with details) a client receives for `error`."""
     metadata = {"retryable": "true" if error.retryable else "false"}
@@ -49,6 +54,11 @@ def to_status(error: e.ProviderError) -> status_pb2.Status:
     if isinstance(error, e.InvalidArgument):
         code = code_pb2.INVALID_ARGUMENT
         reason = "ERROR_REASON_UNKNOWN_SYMBOL" if error.field == "symbol" and "unknown" in error.message else ""
+        if isinstance(error, e.FilterViolation):
+            reason = "ERROR_REASON_FILTER_VIOLATION"
+            metadata["filter_type"] = error.filter_type
+            if error.nearest_valid is not None:
+                metadata["nearest_valid"] = error.nearest_valid
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     elif isinstance(error, e.BookNotInSync):
@@ -76,6 +86,8 @@ def to_status(error: e.ProviderError) -> status_pb2.Status:
         metadata["binance_msg"] = error.msg
         if error.code == e.CODE_BAD_SYMBOL:
             code, reason = code_pb2.INVALID_ARGUMENT, "ERROR_REASON_UNKNOWN_SYMBOL"
+        elif error.code == e.CODE_NO_SUCH_ORDER:
+            code = code_pb2.NOT_FOUND
         elif error.is_bad_request:
             code = code_pb2.INVALID_ARGUMENT
         elif error.is_auth_error:
@@ -84,6 +96,18 @@ def to_status(error: e.ProviderError) -> status_pb2.Status:
             code = code_pb2.UNAVAILABLE
         else:
             code = code_pb2.FAILED_PRECONDITION
+    elif isinstance(error, e.TradingDisabled):
+        code, reason = code_pb2.FAILED_PRECONDITION, "ERROR_REASON_TRADING_DISABLED"
+        details.append(_precondition("TRADING_DISABLED", "trading", error.message))
+    elif isinstance(error, e.NotionalLimit):
+        code, reason = code_pb2.FAILED_PRECONDITION, "ERROR_REASON_NOTIONAL_LIMIT"
+        details.append(_precondition("NOTIONAL_LIMIT", error.symbol, error.message))
+    elif isinstance(error, e.InsufficientBalance):
+        code, reason = code_pb2.FAILED_PRECONDITION, "ERROR_REASON_INSUFFICIENT_BALANCE"
+        metadata.update(binance_code=str(error.code), binance_msg=error.msg, asset=error.asset)
+        if error.available is not None:
+            metadata["available"] = error.available
+        details.append(_precondition("INSUFFICIENT_BALANCE", error.asset, error.message))
     elif isinstance(error, e.CredentialsMissing):
         code, reason = code_pb2.FAILED_PRECONDITION, "ERROR_REASON_NO_CREDENTIALS"
     elif isinstance(error, e.StreamEnded):

@@ -19,7 +19,6 @@ from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from provider.service.unbuilt import unbuilt_servicer
 from service_runtime.config import Address
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,15 @@ OVERALL = ""  # the health service's name for the server as a whole
 
 
 class ProviderServer:
-    def __init__(self, address: Address, *, market_data: md_grpc.MarketDataServicer | None = None) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        market_data: md_grpc.MarketDataServicer,
+        trading: trading_pb2_grpc.TradingServicer,
+        account: account_pb2_grpc.AccountServicer,
+        analytics: analytics_pb2_grpc.AnalyticsServicer,
+    ) -> None:
         self._address = address
         self._server = grpc.aio.server(
             options=[
@@ -46,26 +53,11 @@ class ProviderServer:
         )
         # grpc-stubs lacks the asyncio health servicer that grpcio-health-checking ships.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        built: set[str] = set()
         self.port = 0
-
-        if market_data is not None:
-            built.add(MARKET_DATA.full_name)
-        market_data_pb2_grpc.add_MarketDataServicer_to_server(
-            market_data or unbuilt_servicer(md_grpc.MarketDataServicer, MARKET_DATA, "market data"),
-            self._server,
-        )
-        trading_pb2_grpc.add_TradingServicer_to_server(
-            unbuilt_servicer(trading_pb2_grpc.TradingServicer, TRADING, "trading (issue #5)"), self._server
-        )
-        account_pb2_grpc.add_AccountServicer_to_server(
-            unbuilt_servicer(account_pb2_grpc.AccountServicer, ACCOUNT, "account (issue #5)"), self._server
-        )
-        analytics_pb2_grpc.add_AnalyticsServicer_to_server(
-            unbuilt_servicer(analytics_pb2_grpc.AnalyticsServicer, ANALYTICS, "analytics (issue #6)"),
-            self._server,
-        )
-        self._built = frozenset(built)
+        market_data_pb2_grpc.add_MarketDataServicer_to_server(market_data, self._server)
+        trading_pb2_grpc.add_TradingServicer_to_server(trading, self._server)
+        account_pb2_grpc.add_AccountServicer_to_server(account, self._server)
+        analytics_pb2_grpc.add_AnalyticsServicer_to_server(analytics, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = [s.full_name for s in SERVICES]
         reflection.enable_server_reflection(
@@ -82,13 +74,10 @@ class ProviderServer:
         log.info("gRPC listening on %s:%d", self._address.host, self.port)
 
     async def set_venue_reachable(self, reachable: bool) -> None:
-        """Overall health follows the venue; a service is SERVING only if it is also built."""
-        serving = health_pb2.HealthCheckResponse.SERVING
-        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-        await self._health.set(OVERALL, serving if reachable else not_serving)
-        for service in SERVICES:
-            ok = reachable and service.full_name in self._built
-            await self._health.set(service.full_name, serving if ok else not_serving)
+        """Health follows the venue: every service needs the exchange (or its recorded history)."""
+        status = health_pb2.HealthCheckResponse.SERVING if reachable else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in (OVERALL, *(service.full_name for service in SERVICES)):
+            await self._health.set(name, status)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let running ones finish within `grace` seconds."""
