@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -77,57 +78,60 @@ async def serve(config: ProviderConfig) -> int:
             ),
             analytics=AnalyticsServicer(hub, store),
         )
-        await writer.start()
-        await recorder.start()
-        try:
-            await server.start()
-        except OSError as exc:
-            log.error("%s", exc)
-            return 2
-        metrics_runner: web.AppRunner | None = None
-        if config.metrics_addr is not None:
-            metrics_runner = web.AppRunner(metrics_app(hub, rest), access_log=None, handle_signals=False)
-            await metrics_runner.setup()
+        # Every component is registered for shutdown as soon as it runs, so an early exit unwinds
+        # too. Shutdown is the reverse: stop gRPC, then user data, recording, streams, then flush
+        # the history and close it.
+        async with contextlib.AsyncExitStack() as running:
+            running.callback(store.close)
+            await writer.start()
+            running.push_async_callback(writer.close)  # flushes what the recorder handed over
+            if config.metrics_addr is not None:
+                metrics_runner = web.AppRunner(
+                    metrics_app(hub, rest, store=store, writer=writer, recorder=recorder),
+                    access_log=None,
+                    handle_signals=False,
+                )
+                await metrics_runner.setup()
+                running.push_async_callback(metrics_runner.cleanup)
+                try:
+                    await web.TCPSite(metrics_runner, config.metrics_addr.host, config.metrics_addr.port).start()
+                except OSError as exc:
+                    log.error("PROVIDER_METRICS_ADDR: cannot listen on %s: %s", config.metrics_addr, exc)
+                    return 2
+            await hub.start()
+            running.push_async_callback(hub.close)
+            await recorder.start()
+            running.push_async_callback(recorder.close)
+            if user_data is not None:
+                user_data.start()
+                running.push_async_callback(user_data.close)
             try:
-                await web.TCPSite(metrics_runner, config.metrics_addr.host, config.metrics_addr.port).start()
+                await server.start()
             except OSError as exc:
-                log.error("PROVIDER_METRICS_ADDR: cannot listen on %s: %s", config.metrics_addr, exc)
-                await metrics_runner.cleanup()
-                await server.stop(0)
+                log.error("%s", exc)
                 return 2
-        await hub.start()
-        if user_data is not None:
-            user_data.start()
-        pending: set[asyncio.Task[None]] = set()
+            running.push_async_callback(server.stop)
+            pending: set[asyncio.Task[None]] = set()
 
-        def on_venue_change(status: VenueStatus) -> None:
-            task = asyncio.create_task(server.set_venue_reachable(status.reachable))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            def on_venue_change(status: VenueStatus) -> None:
+                task = asyncio.create_task(server.set_venue_reachable(status.reachable))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
 
-        monitor = VenueMonitor(rest, on_change=on_venue_change)
-        monitor.start()
-        log.info(
-            "venue %s (REST %s), symbols %s, trading %s, credentials %s",
-            config.venue,
-            config.urls.rest,
-            ",".join(config.symbols),
-            "on" if config.trading else "off",
-            "configured" if config.credentials else "none",
-        )
-        await wait_for_stop_signal()
-        log.info("stopping: no new calls, draining streams")
-        await server.stop()
-        await monitor.stop()
-        if user_data is not None:
-            await user_data.close()
-        await recorder.close()
-        await hub.close()
-        await writer.close()  # flushes what the recorder handed over
-        store.close()
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await asyncio.gather(*pending, return_exceptions=True)
+            monitor = VenueMonitor(rest, on_change=on_venue_change)
+            monitor.start()
+            running.push_async_callback(monitor.stop)
+            log.info(
+                "venue %s (REST %s), symbols %s, trading %s, credentials %s",
+                config.venue,
+                config.urls.rest,
+                ",".join(config.symbols),
+                "on" if config.trading else "off",
+                "configured" if config.credentials else "none",
+            )
+            await wait_for_stop_signal()
+            log.info("stopping: no new calls, draining streams")
+            await asyncio.gather(*pending, return_exceptions=True)
     log.info("stopped")
     return 0
 

@@ -14,13 +14,27 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from provider.binance.rest import RestClient
+from provider.history.store import HistoryStore
+from provider.history.writer import HistoryWriter
 from provider.marketdata.hub import MarketDataHub
+from provider.recording.recorder import Recorder
 
 
 class ProviderCollector(Collector):
-    def __init__(self, hub: MarketDataHub, rest: RestClient) -> None:
+    def __init__(
+        self,
+        hub: MarketDataHub,
+        rest: RestClient,
+        *,
+        store: HistoryStore | None = None,
+        writer: HistoryWriter | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self._hub = hub
         self._rest = rest
+        self._store = store
+        self._writer = writer
+        self._recorder = recorder
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now_ms = int(time.time() * 1000)
@@ -81,11 +95,40 @@ class ProviderCollector(Collector):
         yield CounterMetricFamily("provider_rest_bans", "HTTP 418 answers received", value=budget.bans)
         banned = max(0, (budget.banned_until_ms or 0) - now_ms) / 1000
         yield GaugeMetricFamily("provider_rest_banned_seconds", "seconds until an IP ban ends (0: none)", value=banned)
+        yield from self._history()
+
+    def _history(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self._store is not None:
+            yield GaugeMetricFamily(
+                "provider_history_used_bytes", "LMDB pages holding live history", value=self._store.used_bytes()
+            )
+        if self._writer is not None:
+            w = self._writer.stats()
+            yield GaugeMetricFamily("provider_history_queued", "records waiting for the writer", value=w.queued)
+            yield CounterMetricFamily("provider_history_written", "records committed to LMDB", value=w.written)
+            yield CounterMetricFamily("provider_history_dropped", "records refused: writer queue full", value=w.dropped)
+            yield CounterMetricFamily("provider_history_failed", "records lost with a failed commit", value=w.failed)
+            age = 0.0 if w.last_flush_ms is None else max(0.0, time.time() - w.last_flush_ms / 1000)
+            yield GaugeMetricFamily("provider_history_last_flush_age_seconds", "since the last commit", value=age)
+        if self._recorder is not None:
+            r = self._recorder.stats()
+            yield CounterMetricFamily("provider_recorded_snapshots", "1-second snapshots recorded", value=r.snapshots)
+            yield CounterMetricFamily(
+                "provider_backfilled_trades", "aggregate trades backfilled", value=r.backfilled_trades
+            )
+            yield CounterMetricFamily("provider_tape_holes", "gaps in the live trade tape", value=r.tape_holes)
 
 
-def metrics_app(hub: MarketDataHub, rest: RestClient) -> web.Application:
+def metrics_app(
+    hub: MarketDataHub,
+    rest: RestClient,
+    *,
+    store: HistoryStore | None = None,
+    writer: HistoryWriter | None = None,
+    recorder: Recorder | None = None,
+) -> web.Application:
     registry = CollectorRegistry()
-    registry.register(ProviderCollector(hub, rest))
+    registry.register(ProviderCollector(hub, rest, store=store, writer=writer, recorder=recorder))
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")

@@ -59,6 +59,7 @@ class RecorderStats:
     backfill_pages: int
     backfill_failures: int
     refused: int  # records the writer refused (queue full)
+    tape_holes: int  # jumps in the live aggregate-trade ids, each backfilled from REST
 
 
 def trade_record(symbol: str, t: AggTrade) -> TradeRecord:
@@ -74,6 +75,7 @@ class _Recording:
     activity: ActivityAccumulator
     trades: list[TradeRecord] = field(default_factory=list)
     first_live_id: int | None = None  # backfill stops at the live stream's first trade
+    last_live_id: int | None = None  # aggregate ids are consecutive: a jump is a hole (a reconnect)
 
     def on_applied(
         self, bids: Levels, asks: Levels, prev_bids: Sequence[str | None], prev_asks: Sequence[str | None]
@@ -111,10 +113,12 @@ class Recorder:
         self._backfill_ms = backfill_ms
         self._wall_ms = wall_ms
         self._symbols: dict[str, _Recording] = {}
-        self._backfill_queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+        # (symbol, from_id, until_id): from_id None = since the last stored trade, up to the live stream.
+        self._backfill_queue: asyncio.Queue[tuple[str, int | None, int | None]] = asyncio.Queue(maxsize=10_000)
         self._tasks: list[asyncio.Task[None]] = []
         self._ticks = self._snapshots = self._bars = self._trades = 0
         self._backfilled = self._pages = self._backfill_failures = self._refused = 0
+        self._holes = 0
 
     # ------------------------------------------------------------------ SymbolRecorder
     def on_tracked(self, tracked: TrackedSymbol) -> None:
@@ -122,7 +126,7 @@ class Recorder:
         self._symbols[tracked.symbol] = rec
         tracked.book.observer = rec
         with contextlib.suppress(asyncio.QueueFull):  # 10,000 symbols queued: the rest catch up next time
-            self._backfill_queue.put_nowait(tracked.symbol)
+            self._backfill_queue.put_nowait((tracked.symbol, None, None))
 
     def on_released(self, symbol: str) -> None:
         rec = self._symbols.pop(symbol, None)
@@ -136,6 +140,14 @@ class Recorder:
             return
         if rec.first_live_id is None:
             rec.first_live_id = trade.agg_id
+        last = rec.last_live_id
+        if last is not None and trade.agg_id > last + 1:
+            # Trades the stream did not deliver (it reconnected): fetch exactly those from REST.
+            self._holes += 1
+            with contextlib.suppress(asyncio.QueueFull):
+                self._backfill_queue.put_nowait((symbol, last + 1, trade.agg_id))
+        if last is None or trade.agg_id > last:
+            rec.last_live_id = trade.agg_id
         rec.activity.on_trade(self._wall_ms(), trade.price, float(trade.qty), trade.is_buyer_maker)
         rec.trades.append(trade_record(symbol, trade))
 
@@ -167,12 +179,18 @@ class Recorder:
                 self._refused += 1
 
     # ------------------------------------------------------------------ backfill
-    async def backfill(self, symbol: str) -> int:
-        """Fetch the tape missed since the last stored trade; returns the number of trades submitted."""
-        last = await asyncio.to_thread(self._store.last_trade_id, symbol)
+    async def backfill(self, symbol: str, from_id: int | None = None, until_id: int | None = None) -> int:
+        """Fetch missed trades; returns the number of trades submitted.
+
+        Without `from_id`: since the last stored trade (or the last `backfill_ms`) up to the live
+        stream's first trade. With it: the hole ``[from_id, until_id)`` the live stream skipped.
+        """
         now = self._wall_ms()
-        from_id = None if last is None else last + 1
-        start_ms: int | None = now - self._backfill_ms if last is None else None
+        start_ms: int | None = None
+        if from_id is None:
+            last = await asyncio.to_thread(self._store.last_trade_id, symbol)
+            from_id = None if last is None else last + 1
+            start_ms = now - self._backfill_ms if last is None else None
         total = 0
         while True:
             rec = self._symbols.get(symbol)
@@ -189,7 +207,7 @@ class Recorder:
                     start_ms = end_ms + 1  # a quiet hour: move on to the next
                     continue
             self._pages += 1
-            live = rec.first_live_id
+            live = rec.first_live_id if until_id is None else until_id
             fresh = [t for t in page if live is None or t.agg_id < live]
             self._submit_all([trade_record(symbol, t) for t in fresh])
             total += len(fresh)
@@ -207,16 +225,16 @@ class Recorder:
 
     async def _backfill_loop(self) -> None:
         while True:
-            symbol = await self._backfill_queue.get()
+            symbol, from_id, until_id = await self._backfill_queue.get()
             try:
-                count = await self.backfill(symbol)
+                count = await self.backfill(symbol, from_id, until_id)
             except ProviderError as exc:
                 self._backfill_failures += 1
                 log.warning("%s: trade backfill failed (%s); retrying in %.0f s", symbol, exc.message, BACKFILL_RETRY_S)
                 await asyncio.sleep(BACKFILL_RETRY_S)
                 if symbol in self._symbols:
                     with contextlib.suppress(asyncio.QueueFull):
-                        self._backfill_queue.put_nowait(symbol)
+                        self._backfill_queue.put_nowait((symbol, from_id, until_id))
                 continue
             if count:
                 log.info("%s: backfilled %d aggregate trades", symbol, count)
@@ -262,4 +280,5 @@ class Recorder:
             backfill_pages=self._pages,
             backfill_failures=self._backfill_failures,
             refused=self._refused,
+            tape_holes=self._holes,
         )

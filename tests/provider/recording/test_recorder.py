@@ -190,3 +190,20 @@ async def test_started_recorder_ticks_on_second_boundaries(store: HistoryStore, 
     times = store.snapshots("BTCUSDT", 0, 2**62).time_ms.tolist()
     assert len(times) >= 2 and all(t % 1000 == 0 for t in times)
     assert times[1] - times[0] == 1000
+
+
+async def test_a_hole_in_the_live_tape_is_backfilled_exactly(store: HistoryStore, writer: HistoryWriter) -> None:
+    """Aggregate ids are consecutive: a jump (the stream reconnected) is fetched from REST, only it."""
+    clock = Clock()
+    tape = [agg(i, "100.00", "0.1", T0 - 1_000 + i, False) for i in range(95, 110)]
+    rest = FakeRest(tape)
+    rec = Recorder(store, writer, cast(RestClient, rest), levels=5, wall_ms=clock)
+    rec.on_tracked(tracked(await synced_book(clock)))
+    for i in (100, 101, 105):  # 102..104 were missed
+        rec.on_agg_trade("BTCUSDT", tape[i - 95])
+    assert rec.stats().tape_holes == 1
+    assert await rec.backfill("BTCUSDT", 102, 105) == 3
+    assert rest.calls == [{"from_id": 102, "start_ms": None, "end_ms": None}]
+    rec.tick(T0 + 1000)
+    await writer.flush()
+    assert store.trades("BTCUSDT", 0, T0 + 10_000).agg_id.tolist() == [100, 101, 102, 103, 104, 105]
