@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import grpc
 from aiohttp import web
 
+from gateway_http.account_routes import add_account_routes
+from gateway_http.analytics_routes import add_analytics_routes
 from gateway_http.config import HttpGatewayConfig
 from gateway_http.errors import errors_middleware
 from gateway_http.market_routes import add_market_routes
@@ -21,6 +23,7 @@ from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_mi
 from gateway_http.openapi import API, Api, add_openapi_routes
 from gateway_http.security import RateLimiter, auth_middleware, cors_middleware, rate_limit_middleware
 from gateway_http.streams import STREAM_HUB, StreamHub, add_stream_routes, close_streams, provider_source
+from gateway_http.trading_routes import add_trading_routes
 from provider_client.channel import open_channel
 from provider_client.health import check_provider
 
@@ -115,4 +118,7 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
     add_openapi_routes(api)
     add_market_routes(api, CHANNEL)
     add_stream_routes(api)
+    add_trading_routes(api, CHANNEL)
+    add_account_routes(api, CHANNEL)
+    add_analytics_routes(api, CHANNEL)
     return app

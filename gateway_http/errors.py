@@ -75,6 +75,13 @@ ERROR_SCHEMA: Mapping[str, object] = {
         "retryable": {"type": "boolean", "description": "whether the same request may succeed if retried"},
         "retryAfterMs": {"type": ["integer", "null"], "description": "how long to wait before retrying"},
         "field": {"type": ["string", "null"], "description": "the request parameter that was wrong"},
+        "details": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "present when the provider said more, e.g. filterType and nearestValid (the closest "
+            "value that passes the filter) for ERROR_REASON_FILTER_VIOLATION, asset and available for "
+            "ERROR_REASON_INSUFFICIENT_BALANCE",
+        },
     },
     "additionalProperties": False,
 }
@@ -96,9 +103,10 @@ class ErrorAnswer:
     retry_after_ms: int | None = None
     field: str | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    details: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def body(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "code": self.code,
             "msg": self.msg,
             "reason": self.reason,
@@ -106,6 +114,9 @@ class ErrorAnswer:
             "retryAfterMs": self.retry_after_ms,
             "field": self.field,
         }
+        if self.details:
+            body["details"] = dict(self.details)
+        return body
 
     def all_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
@@ -152,7 +163,14 @@ def provider_error_answer(error: ProviderCallError) -> ErrorAnswer:
         retryable=error.retryable,
         retry_after_ms=error.retry_after_ms,
         field=violation.field if violation else None,
+        details={_camel(key): value for key, value in error.extra.items()},
     )
+
+
+def _camel(name: str) -> str:
+    """The provider's snake_case metadata keys in the JSON bodies' camelCase (nearest_valid -> nearestValid)."""
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def http_exception_answer(exc: web.HTTPException) -> ErrorAnswer:

@@ -230,6 +230,8 @@ class Operation:
     description: str = ""
     tags: tuple[str, ...] = ()
     request_body: JsonSchema | None = None
+    request_body_required: bool = True
+    request_body_media_types: tuple[str, ...] = ("application/json",)
     websocket: bool = False
     calls_provider: bool = True
     extra_responses: Mapping[int, tuple[str, JsonSchema | None]] = field(default_factory=dict)
@@ -252,7 +254,10 @@ class Operation:
         if self.params:
             doc["parameters"] = [param.openapi() for param in self.params]
         if self.request_body is not None:
-            doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": self.request_body}}}
+            doc["requestBody"] = {
+                "required": self.request_body_required,
+                "content": {media: {"schema": self.request_body} for media in self.request_body_media_types},
+            }
         doc["security"] = [] if self.scope is None else [{SECURITY_SCHEME: [self.scope.value]}]
         if self.scope is not None:
             doc["x-required-scope"] = self.scope.value
@@ -333,6 +338,8 @@ class Api:
         description: str = "",
         tags: Sequence[str] = (),
         request_body: JsonSchema | None = None,
+        request_body_required: bool = True,
+        request_body_media_types: Sequence[str] = ("application/json",),
         websocket: bool = False,
         calls_provider: bool = True,
         extra_responses: Mapping[int, tuple[str, JsonSchema | None]] | None = None,
@@ -363,6 +370,8 @@ class Api:
             description=description,
             tags=tuple(tags),
             request_body=request_body,
+            request_body_required=request_body_required,
+            request_body_media_types=tuple(request_body_media_types),
             websocket=websocket,
             calls_provider=calls_provider,
             extra_responses=dict(extra_responses or {}),

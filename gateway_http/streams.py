@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -39,6 +40,8 @@ from typing import Any, TypeVar
 
 import grpc
 from aiohttp import WSMsgType, web
+from binance.provider.v1 import account_pb2 as acc
+from binance.provider.v1 import account_pb2_grpc as acc_grpc
 from binance.provider.v1 import market_data_pb2 as md
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -55,7 +58,11 @@ from provider_client.errors import decode_rpc_error
 log = logging.getLogger("gateway_http.streams")
 
 UpstreamMessage = (
-    md.StreamTickerResponse | md.StreamBookTickerResponse | md.StreamTradesResponse | md.StreamDepthResponse
+    md.StreamTickerResponse
+    | md.StreamBookTickerResponse
+    | md.StreamTradesResponse
+    | md.StreamDepthResponse
+    | acc.StreamUserDataResponse
 )
 
 CLIENT_QUEUE_FRAMES = 256
@@ -72,6 +79,7 @@ class StreamChannel(StrEnum):
     BOOK_TICKER = "bookTicker"
     TRADES = "trades"
     DEPTH = "depth"
+    USER = "user"  # the account's user data; one upstream for every /ws/user client (symbol "")
 
 
 class DepthSpeed(StrEnum):
@@ -358,9 +366,53 @@ class DepthFanOut(FanOut):
         self._void(reason)
 
 
+class UserFanOut(FanOut):
+    """/ws/user: events as Binance's user-data frames, plus {"type":"status"} whenever events may be missing.
+
+    A client that cannot keep up loses what it had queued and gets a "lagged" status instead (it
+    re-reads open orders and balances over REST); a late joiner first gets the latest status.
+    """
+
+    def __init__(self, key: StreamKey) -> None:
+        super().__init__(key)
+        self.last_status: str | None = None
+        self.lagged = 0
+
+    def join(self, sub: Subscriber) -> None:
+        super().join(sub)
+        if self.last_status is not None:
+            sub.offer(self.last_status)
+
+    def _send(self, frame: str) -> None:
+        for sub in self.live():
+            if not sub.offer(frame):
+                sub.lags += 1
+                self.lagged += 1
+                sub.replace([self._status(convert.UserStreamState.LAGGED, "this client fell behind; events dropped")])
+
+    def _status(self, state: convert.UserStreamState, detail: str) -> str:
+        return convert.encode(convert.ws_user_status(state, detail, int(time.time() * 1000)))
+
+    def on_message(self, message: UpstreamMessage) -> None:
+        assert isinstance(message, acc.StreamUserDataResponse)
+        payload = convert.ws_user_event(message)
+        if payload is None:
+            return
+        frame = convert.encode(payload)
+        if message.WhichOneof("event") == "status":
+            self.last_status = frame
+        self._send(frame)
+
+    def on_lost(self, reason: str) -> None:
+        self.last_status = self._status(convert.UserStreamState.DISCONNECTED, reason)
+        self._send(self.last_status)
+
+
 def new_fanout(key: StreamKey) -> FanOut:
     if key.channel is StreamChannel.DEPTH:
         return DepthFanOut(key)
+    if key.channel is StreamChannel.USER:
+        return UserFanOut(key)
     frames = {
         StreamChannel.TICKER: ticker_frames,
         StreamChannel.BOOK_TICKER: book_ticker_frames,
@@ -537,8 +589,11 @@ async def _relay(open_call: Callable[[], grpc.aio.UnaryStreamCall[Any, Resp]]) -
 def provider_source(channel: grpc.aio.Channel) -> Source:
     """Opens the provider's MarketData stream for a key; the call is cancelled when the reader stops."""
     stub = md_grpc.MarketDataStub(channel)
+    account: acc_grpc.AccountAsyncStub = acc_grpc.AccountStub(channel)
 
     def open_stream(key: StreamKey) -> AsyncGenerator[UpstreamMessage, None]:
+        if key.channel is StreamChannel.USER:
+            return _relay(lambda: account.StreamUserData(acc.StreamUserDataRequest()))
         symbols = [key.symbol]
         if key.channel is StreamChannel.TICKER:
             return _relay(lambda: stub.StreamTicker(md.StreamTickerRequest(symbols=symbols)))

@@ -8,8 +8,8 @@ gateway turns the decoded `ProviderCallError` into its own answer (HTTP status, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import cast
 
 import grpc
@@ -23,6 +23,7 @@ UNSPECIFIED_REASON = "ERROR_REASON_UNSPECIFIED"
 # Without an explicit "retryable" from the provider (for example the channel itself failed),
 # only these are safe to retry: the call did not reach, or was refused before, any exchange effect.
 _RETRYABLE_BY_DEFAULT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+_KNOWN_METADATA = frozenset({"binance_code", "binance_msg", "retryable"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class ProviderCallError:
     retry_after_ms: int | None = None
     field_violations: tuple[FieldViolation, ...] = ()
     precondition_violations: tuple[PreconditionViolation, ...] = ()
+    # ErrorInfo metadata beyond code/msg/retryable, e.g. filter_type, nearest_valid, asset, available.
+    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def _rich_status(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> status_pb2.Status | None:
@@ -75,6 +78,7 @@ def decode_status(
     retry_after_ms: int | None = None
     fields: list[FieldViolation] = []
     preconditions: list[PreconditionViolation] = []
+    extra: dict[str, str] = {}
     for detail in rich.details if rich is not None else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -85,6 +89,7 @@ def decode_status(
             binance_msg = metadata.get("binance_msg") or None
             if "retryable" in metadata:
                 retryable = metadata["retryable"].strip().lower() == "true"
+            extra = {k: v for k, v in metadata.items() if k not in _KNOWN_METADATA}
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
@@ -107,6 +112,7 @@ def decode_status(
         retry_after_ms=retry_after_ms,
         field_violations=tuple(fields),
         precondition_violations=tuple(preconditions),
+        extra=extra,
     )
 
 

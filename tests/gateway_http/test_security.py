@@ -101,7 +101,7 @@ def build_app(store: TokenStore, rate_limit: RateLimit | None) -> web.Applicatio
             Param("fast", bool),
         ],
     )
-    api.route("POST", "/api/v1/order", place, scope=Scope.TRADE, summary="place")
+    api.route("POST", "/api/v1/fake/order", place, scope=Scope.TRADE, summary="place")
     api.route("GET", "/api/v1/stream", stream, scope=Scope.READ, summary="stream", websocket=True)
     app.router.add_get("/raw", unregistered)
     return app
@@ -160,13 +160,13 @@ async def test_a_token_in_the_url_is_never_accepted(client: Client, tokens: dict
 
 
 async def test_a_missing_scope_is_403_naming_it(client: Client, tokens: dict[str, str]) -> None:
-    response = await client.post("/api/v1/order", headers=bearer(tokens["reader"]))
+    response = await client.post("/api/v1/fake/order", headers=bearer(tokens["reader"]))
     assert response.status == 403
     assert 'error="insufficient_scope", scope="trade"' in response.headers["WWW-Authenticate"]
     assert (await response.json())["reason"] == "INSUFFICIENT_SCOPE"
     response = await client.get("/api/v1/echo", params={"symbol": "BTCUSDT"}, headers=bearer(tokens["trader"]))
     assert response.status == 403  # trade does not imply read
-    response = await client.post("/api/v1/order", headers=bearer(tokens["trader"]))
+    response = await client.post("/api/v1/fake/order", headers=bearer(tokens["trader"]))
     assert response.status == 200
 
 
