@@ -133,3 +133,72 @@ def explain_provider_error(error: ProviderCallError, *, symbol: str | None = Non
         )
     retry = " It may succeed if retried." if error.retryable else ""
     return f"The request failed: {error.message or error.status_code.name}{exchange}.{retry}"
+
+
+# --- windows and account/trading errors -----------------------------------------------------------
+
+VOLUME_DIGITS = 6  # analytics volumes are doubles: 6 significant digits keep every decision-relevant figure
+
+
+def window_text(start_ms: int, end_ms: int) -> str:
+    """A time window as `2024-05-01 13:05:00 to 13:10:00 UTC (300 s)`; the date repeats only when it changes."""
+    start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
+    end_format = "%H:%M:%S" if start.date() == end.date() else "%Y-%m-%d %H:%M:%S"
+    seconds = max(0, end_ms - start_ms) / 1000
+    return f"{start:%Y-%m-%d %H:%M:%S} to {end.strftime(end_format)} UTC ({seconds:g} s)"
+
+
+def check_order_hint(client_order_id: str | None) -> str:
+    """How to learn an order's outcome instead of placing it again."""
+    if client_order_id:
+        return (
+            f"Do NOT place it again: call get_order with client_order_id={client_order_id!r} (and the same symbol) "
+            "to learn whether it exists."
+        )
+    return "Do NOT place it again: call get_open_orders or get_order to learn whether it exists."
+
+
+def explain_private_error(
+    error: ProviderCallError, *, symbol: str | None = None, client_order_id: str | None = None
+) -> str:
+    """Account and trading failures as advice: what was (not) done and what to do next. Anything
+    not specific to orders and balances falls through to `explain_provider_error`."""
+    exchange = f" (Binance {error.binance_code}: {error.binance_msg})" if error.binance_code is not None else ""
+    reason = error.reason
+    if reason == "ERROR_REASON_FILTER_VIOLATION":
+        problems = "; ".join(f"parameter {v.field!r}: {v.description}" for v in error.field_violations)
+        return (
+            f"Order not sent (it broke a symbol rule; nothing reached the exchange): {problems or error.message}. "
+            "Resubmit with the nearest valid value, or call get_symbol_rules for the tick size, step size and "
+            "minimum notional."
+        )
+    if reason == "ERROR_REASON_EXECUTION_UNKNOWN":
+        hint = check_order_hint(client_order_id)
+        return f"The exchange did not confirm the outcome{exchange}; the order may exist. {hint}"
+    if reason == "ERROR_REASON_TRADING_DISABLED":
+        return (
+            f"Trading is refused by the provider: {error.message}. Orders cannot be placed until an operator "
+            "enables trading or releases the kill switch; do not retry."
+        )
+    if reason == "ERROR_REASON_NOTIONAL_LIMIT":
+        return f"Order not sent: {error.message}. Reduce the quantity (or price x quantity) below the cap."
+    if reason == "ERROR_REASON_INSUFFICIENT_BALANCE":
+        return f"Order refused for lack of funds{exchange}: {error.message}. Call get_balances and reduce the size."
+    if reason == "ERROR_REASON_NO_CREDENTIALS":
+        return (
+            "The provider has no exchange API credentials configured, so account and trading calls cannot work; "
+            "an operator must set them. Do not retry."
+        )
+    if error.status_code == grpc.StatusCode.NOT_FOUND:
+        return (
+            f"No such order{f' on {symbol}' if symbol else ''}{exchange}. Check the symbol and the order id or "
+            "client order id (get_open_orders lists the open ones)."
+        )
+    if error.status_code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE) and client_order_id:
+        # Between gateway, provider and exchange, a lost answer does not mean a lost order.
+        return (
+            f"The order's outcome is not known: {error.message or error.status_code.name}{exchange}; it may exist. "
+            f"{check_order_hint(client_order_id)} Call service_status if that fails too."
+        )
+    return explain_provider_error(error, symbol=symbol)

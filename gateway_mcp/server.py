@@ -22,7 +22,10 @@ from starlette.types import Scope as AsgiScope
 
 from gateway_auth.tokens import Scope
 from gateway_mcp.auth import AccessPolicy, ScopeGuard, TokenFileVerifier, ToolScopes
+from gateway_mcp.tools_account import register_account_tools
+from gateway_mcp.tools_analytics import register_analytics_tools
 from gateway_mcp.tools_market import register_market_tools
+from gateway_mcp.tools_trading import TradingGate, register_trading_tools
 from provider_client.health import check_provider
 from service_runtime.config import Address
 
@@ -96,6 +99,12 @@ def build_server(channel: grpc.aio.Channel, access: AccessPolicy, *, base_url: s
 
     server.custom_route("/health", methods=["GET"])(health)
     scopes.update(dict.fromkeys(register_market_tools(server, channel), Scope.READ))
+    scopes.update(dict.fromkeys(register_analytics_tools(server, channel), Scope.READ))
+    scopes.update(dict.fromkeys(register_account_tools(server, channel), Scope.ACCOUNT))
+    trading = register_trading_tools(server, channel)
+    scopes.update(dict.fromkeys(trading, Scope.TRADE))
+    # Outside ScopeGuard: the provider is asked about trading only for callers that may trade.
+    server.middleware.append(TradingGate(channel, trading))
     server.middleware.append(ScopeGuard(access, ToolScopes(scopes)))
     return server
 

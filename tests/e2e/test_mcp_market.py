@@ -38,6 +38,7 @@ READ_TOOLS = {
     "get_symbol_rules",
     "get_order_book_summary",
     "get_order_book",
+    "get_analytics",
 }
 PROTOCOL = "2025-06-18"
 INIT = {
