@@ -124,8 +124,15 @@ async def test_partial_then_full_fill_arrive_in_order_with_balances(
                 if e.HasField("order_update") and e.order_update.order.client_order_id == "fill-test-1"
             ]
 
+        def complete() -> bool:
+            """Three updates of our order, and an account position after the last one."""
+            if len(ours()) < 3:
+                return False
+            last = max(i for i, e in enumerate(events) if e.HasField("order_update"))
+            return any(e.HasField("account_position") for e in events[last + 1 :])
+
         deadline = time.monotonic() + 15
-        while len(ours()) < 3 and time.monotonic() < deadline:
+        while not complete() and time.monotonic() < deadline:
             arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), max(0.0, deadline - time.monotonic()))
