@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PROTO_FILES := $(wildcard protos/binance/provider/v1/*.proto)
 GENERATED := generated/.stamp
-HAND_WRITTEN := provider gateway_auth gateway_http gateway_mcp exchange_sim provider_client service_runtime launcher tests bench
+HAND_WRITTEN := provider gateway_auth gateway_http gateway_mcp exchange_sim provider_client service_runtime launcher tests bench soak
 
-.PHONY: install protos run test lint bench clean
+.PHONY: install protos run test lint bench soak clean mcp-conformance
 
 install: $(INSTALLED) $(GENERATED)
 
@@ -40,6 +40,19 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The official MCP conformance suite's server scenarios against gateway_mcp (npm fetches Node 22 and the
+# pinned suite into .cache/node on first use).
+mcp-conformance: install
+	$(BIN)/python -m pytest tests/e2e/test_mcp_conformance.py $(PYTEST_ARGS)
+
+# The whole system under load and a seeded fault schedule; report in docs/soak.md, exit 1 on a missed goal.
+# SOAK_PROFILE=ci (50 symbols, 100 WS clients) or full (200, 1000); default: ci up to 300 s, full beyond.
+DURATION ?= 120
+SOAK_PROFILE ?=
+soak: install
+	$(BIN)/python -m soak --duration $(DURATION) $(if $(SOAK_PROFILE),--profile $(SOAK_PROFILE)) \
+		--command "make soak DURATION=$(DURATION)$(if $(SOAK_PROFILE), SOAK_PROFILE=$(SOAK_PROFILE))"
 
 clean:
 	rm -rf $(VENV) generated .mypy_cache .ruff_cache .pytest_cache

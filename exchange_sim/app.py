@@ -15,6 +15,7 @@ from exchange_sim.accounts import AccountDirectory, demo_account
 from exchange_sim.config import SimConfig
 from exchange_sim.faults import FaultPlan
 from exchange_sim.hub import StreamHub
+from exchange_sim.market.patterns import PatternRunner
 from exchange_sim.market.replay import REPLAY, Replay
 from exchange_sim.market.synthetic import SyntheticMarket
 from exchange_sim.matching import MatchingEngine
@@ -34,13 +35,17 @@ MARKET = web.AppKey("market", SyntheticMarket)
 HUB = web.AppKey("hub", StreamHub)
 
 
-async def run_market_clock(venue: Venue, market: SyntheticMarket, clock: Callable[[], int]) -> None:
-    """Advance the synthetic market and flush timed streams at Binance's cadences."""
+async def run_market_clock(
+    venue: Venue, market: SyntheticMarket, clock: Callable[[], int], patterns: PatternRunner | None = None
+) -> None:
+    """Advance the synthetic market (and any anomaly pattern) and flush timed streams at Binance's cadences."""
     ticks = 0
     next_at = time.monotonic()
     while True:
         now = clock()
         market.step(now, TICK_SECONDS)
+        if patterns is not None:
+            patterns.step(now)
         venue.flush_100ms(now)
         ticks += 1
         if ticks % 10 == 0:
@@ -62,6 +67,7 @@ def create_app(config: SimConfig) -> web.Application:
     # Every engine result, the market's own too, goes through the desk: user events and order counts.
     desk = TradingDesk(venue, limiter, accounts, clock)
     market = SyntheticMarket(engine, config.seed, desk.apply)
+    patterns = PatternRunner(engine, desk.apply)
     replay = Replay.load(config.replay, hub, config.replay_speed) if config.replay else None
     for symbol in config.symbols:
         if replay is not None and replay.serves(symbol):
@@ -69,6 +75,7 @@ def create_app(config: SimConfig) -> web.Application:
         spec, profile = symbol_setup(symbol)
         venue.add_symbol(spec)
         market.add(spec, profile, now)
+        patterns.add_symbol(spec)
     if replay is not None:
         for symbol in replay.symbols:
             venue.add_symbol(replay.spec(symbol))
@@ -81,7 +88,7 @@ def create_app(config: SimConfig) -> web.Application:
     app[HUB] = hub
 
     async def market_clock(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_market_clock(venue, market, clock), name="market-clock")
+        task = asyncio.create_task(run_market_clock(venue, market, clock, patterns), name="market-clock")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -102,5 +109,5 @@ def create_app(config: SimConfig) -> web.Application:
     add_ws_api_routes(app, desk, faults)
     add_stream_routes(app, hub)
     if config.control:
-        add_control_routes(app, faults, hub, replay)
+        add_control_routes(app, faults, hub, replay, patterns)
     return app

@@ -55,6 +55,9 @@ class FaultKind(StrEnum):
     REST_TIMEOUT = "rest_timeout"
     ORDER_UNKNOWN = "order_unknown"
     CLOCK_SHIFT = "clock_shift"
+    PATTERN_QUOTE_STUFFING = "pattern_quote_stuffing"
+    PATTERN_ICEBERG = "pattern_iceberg"
+    PATTERN_FLASH_CRASH = "pattern_flash_crash"
 
 
 class RestFault(Enum):

@@ -23,12 +23,15 @@ def _spec(symbol: str, base: str, quote: str, tick: str, step: str, min_notional
 
 
 KNOWN: dict[str, tuple[SymbolSpec, SyntheticProfile]] = {
-    "BTCUSDT": (_spec("BTCUSDT", "BTC", "USDT", "0.01", "0.00001", "5"),
-                SyntheticProfile(D("60000"), base_size=D("0.05"))),
-    "ETHUSDT": (_spec("ETHUSDT", "ETH", "USDT", "0.01", "0.0001", "5"),
-                SyntheticProfile(D("3000"), base_size=D("0.5"))),
-    "BNBUSDT": (_spec("BNBUSDT", "BNB", "USDT", "0.01", "0.001", "5"),
-                SyntheticProfile(D("600"), base_size=D("2"))),
+    "BTCUSDT": (
+        _spec("BTCUSDT", "BTC", "USDT", "0.01", "0.00001", "5"),
+        SyntheticProfile(D("60000"), base_size=D("0.05")),
+    ),
+    "ETHUSDT": (
+        _spec("ETHUSDT", "ETH", "USDT", "0.01", "0.0001", "5"),
+        SyntheticProfile(D("3000"), base_size=D("0.5")),
+    ),
+    "BNBUSDT": (_spec("BNBUSDT", "BNB", "USDT", "0.01", "0.001", "5"), SyntheticProfile(D("600"), base_size=D("2"))),
 }
 
 

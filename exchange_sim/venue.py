@@ -19,8 +19,24 @@ from exchange_sim.market.depth_stream import DepthWindow, partial_depth
 from exchange_sim.matching import BookChange, CancelAllResult, MatchingEngine, OrderResult, Side, SymbolSpec, Trade
 
 TAPE_LENGTH = 10_000  # recent trades and aggregate trades kept per symbol for REST
-KLINE_STREAM_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d",
-                          "1w", "1M")
+KLINE_STREAM_INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +50,16 @@ class AggTrade:
     is_buyer_maker: bool
 
     def as_rest(self) -> dict[str, object]:
-        return {"a": self.agg_id, "p": fmt(self.price), "q": fmt(self.qty), "f": self.first_trade_id,
-                "l": self.last_trade_id, "T": self.time, "m": self.is_buyer_maker, "M": True}
+        return {
+            "a": self.agg_id,
+            "p": fmt(self.price),
+            "q": fmt(self.qty),
+            "f": self.first_trade_id,
+            "l": self.last_trade_id,
+            "T": self.time,
+            "m": self.is_buyer_maker,
+            "M": True,
+        }
 
 
 @dataclass
@@ -102,11 +126,19 @@ class Venue:
             key = (ticker.bid_price, ticker.bid_qty, ticker.ask_price, ticker.ask_qty)
             if key != feed.last_book_ticker:
                 feed.last_book_ticker = key
-                self.hub.publish(stream, orjson.dumps({
-                    "u": ticker.update_id, "s": feed.symbol,
-                    "b": _opt(ticker.bid_price), "B": _opt(ticker.bid_qty),
-                    "a": _opt(ticker.ask_price), "A": _opt(ticker.ask_qty),
-                }))
+                self.hub.publish(
+                    stream,
+                    orjson.dumps(
+                        {
+                            "u": ticker.update_id,
+                            "s": feed.symbol,
+                            "b": _opt(ticker.bid_price),
+                            "B": _opt(ticker.bid_qty),
+                            "a": _opt(ticker.ask_price),
+                            "A": _opt(ticker.ask_qty),
+                        }
+                    ),
+                )
 
     def _trades(self, feed: SymbolFeed, trades: tuple[Trade, ...]) -> None:
         prefix = feed.stream_prefix
@@ -121,22 +153,42 @@ class Venue:
             if run:
                 agg = self._aggregate(feed, run)
                 if publish_aggs:
-                    self.hub.publish(prefix + "@aggTrade", orjson.dumps(
-                        {"e": "aggTrade", "E": agg.time, "s": feed.symbol, **agg.as_rest()}))
+                    self.hub.publish(
+                        prefix + "@aggTrade",
+                        orjson.dumps({"e": "aggTrade", "E": agg.time, "s": feed.symbol, **agg.as_rest()}),
+                    )
             run = [trade] if trade is not None else []
         for trade in trades:
             feed.trades.append(trade)
             feed.candles.add_trade(trade.trade_id, trade.price, trade.qty, trade.time, trade.is_buyer_maker)
             if publish_trades:
-                self.hub.publish(prefix + "@trade", orjson.dumps({
-                    "e": "trade", "E": trade.time, "s": feed.symbol, "t": trade.trade_id,
-                    "p": fmt(trade.price), "q": fmt(trade.qty), "T": trade.time,
-                    "m": trade.is_buyer_maker, "M": True,
-                }))
+                self.hub.publish(
+                    prefix + "@trade",
+                    orjson.dumps(
+                        {
+                            "e": "trade",
+                            "E": trade.time,
+                            "s": feed.symbol,
+                            "t": trade.trade_id,
+                            "p": fmt(trade.price),
+                            "q": fmt(trade.qty),
+                            "T": trade.time,
+                            "m": trade.is_buyer_maker,
+                            "M": True,
+                        }
+                    ),
+                )
 
     def _aggregate(self, feed: SymbolFeed, run: list[Trade]) -> AggTrade:
-        agg = AggTrade(feed.next_agg_id, run[0].price, sum((t.qty for t in run), Decimal(0)),
-                       run[0].trade_id, run[-1].trade_id, run[0].time, run[0].is_buyer_maker)
+        agg = AggTrade(
+            feed.next_agg_id,
+            run[0].price,
+            sum((t.qty for t in run), Decimal(0)),
+            run[0].trade_id,
+            run[-1].trade_id,
+            run[0].time,
+            run[0].is_buyer_maker,
+        )
         feed.next_agg_id += 1
         feed.agg_trades.append(agg)
         return agg
@@ -204,31 +256,70 @@ class Venue:
         change = last - open_
         percent = (change / open_ * 100) if open_ else zero
         return {
-            "symbol": symbol, "priceChange": fmt(change), "priceChangePercent": f"{percent:.3f}",
-            "weightedAvgPrice": fmt(quote / volume if volume else zero), "prevClosePrice": fmt(open_),
-            "lastPrice": fmt(last), "lastQty": fmt(feed.candles.last_qty),
-            "bidPrice": _opt(ticker.bid_price), "bidQty": _opt(ticker.bid_qty),
-            "askPrice": _opt(ticker.ask_price), "askQty": _opt(ticker.ask_qty),
-            "openPrice": fmt(open_), "highPrice": fmt(high), "lowPrice": fmt(low),
-            "volume": fmt(volume), "quoteVolume": fmt(quote),
-            "openTime": now_ms - 86_400_000, "closeTime": now_ms,
-            "firstId": first, "lastId": last_id, "count": count,
+            "symbol": symbol,
+            "priceChange": fmt(change),
+            "priceChangePercent": f"{percent:.3f}",
+            "weightedAvgPrice": fmt(quote / volume if volume else zero),
+            "prevClosePrice": fmt(open_),
+            "lastPrice": fmt(last),
+            "lastQty": fmt(feed.candles.last_qty),
+            "bidPrice": _opt(ticker.bid_price),
+            "bidQty": _opt(ticker.bid_qty),
+            "askPrice": _opt(ticker.ask_price),
+            "askQty": _opt(ticker.ask_qty),
+            "openPrice": fmt(open_),
+            "highPrice": fmt(high),
+            "lowPrice": fmt(low),
+            "volume": fmt(volume),
+            "quoteVolume": fmt(quote),
+            "openTime": now_ms - 86_400_000,
+            "closeTime": now_ms,
+            "firstId": first,
+            "lastId": last_id,
+            "count": count,
         }
 
     def ticker_event(self, symbol: str, now_ms: int) -> dict[str, object]:
         t = self.ticker_24h(symbol, now_ms)
         return {
-            "e": "24hrTicker", "E": now_ms, "s": symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
-            "w": t["weightedAvgPrice"], "x": t["prevClosePrice"], "c": t["lastPrice"], "Q": t["lastQty"],
-            "b": t["bidPrice"], "B": t["bidQty"], "a": t["askPrice"], "A": t["askQty"], "o": t["openPrice"],
-            "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"],
-            "O": t["openTime"], "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"],
+            "e": "24hrTicker",
+            "E": now_ms,
+            "s": symbol,
+            "p": t["priceChange"],
+            "P": t["priceChangePercent"],
+            "w": t["weightedAvgPrice"],
+            "x": t["prevClosePrice"],
+            "c": t["lastPrice"],
+            "Q": t["lastQty"],
+            "b": t["bidPrice"],
+            "B": t["bidQty"],
+            "a": t["askPrice"],
+            "A": t["askQty"],
+            "o": t["openPrice"],
+            "h": t["highPrice"],
+            "l": t["lowPrice"],
+            "v": t["volume"],
+            "q": t["quoteVolume"],
+            "O": t["openTime"],
+            "C": t["closeTime"],
+            "F": t["firstId"],
+            "L": t["lastId"],
+            "n": t["count"],
         }
 
     def mini_ticker_event(self, symbol: str, now_ms: int) -> dict[str, object]:
         t = self.ticker_24h(symbol, now_ms)
-        return {"e": "24hrMiniTicker", "E": now_ms, "s": symbol, "c": t["lastPrice"], "o": t["openPrice"],
-                "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"]}
+        return {
+            "e": "24hrMiniTicker",
+            "E": now_ms,
+            "s": symbol,
+            "c": t["lastPrice"],
+            "o": t["openPrice"],
+            "h": t["highPrice"],
+            "l": t["lowPrice"],
+            "v": t["volume"],
+            "q": t["quoteVolume"],
+        }
 
     def kline_event(
         self, symbol: str, interval: str, now_ms: int, *, event_ms: int | None = None, closed: bool = False
@@ -238,14 +329,41 @@ class Venue:
         opened = interval_open(interval, now_ms)
         last = self.feeds[symbol].candles.last_price or Decimal(0)
         zero = "0.00000000"
-        k: dict[str, object] = {"t": opened, "T": interval_close(interval, opened), "s": symbol, "i": interval,
-                                "f": -1, "L": -1, "o": fmt(last), "c": fmt(last), "h": fmt(last), "l": fmt(last),
-                                "v": zero, "n": 0, "x": False, "q": zero, "V": zero, "Q": zero, "B": "0"}
+        k: dict[str, object] = {
+            "t": opened,
+            "T": interval_close(interval, opened),
+            "s": symbol,
+            "i": interval,
+            "f": -1,
+            "L": -1,
+            "o": fmt(last),
+            "c": fmt(last),
+            "h": fmt(last),
+            "l": fmt(last),
+            "v": zero,
+            "n": 0,
+            "x": False,
+            "q": zero,
+            "V": zero,
+            "Q": zero,
+            "B": "0",
+        }
         if candle is not None:
-            k.update({"f": candle.first_trade_id, "L": candle.last_trade_id, "o": fmt(candle.open),
-                      "c": fmt(candle.close), "h": fmt(candle.high), "l": fmt(candle.low),
-                      "v": fmt(candle.volume), "n": candle.trades, "q": fmt(candle.quote_volume),
-                      "V": fmt(candle.taker_buy_volume), "Q": fmt(candle.taker_buy_quote_volume)})
+            k.update(
+                {
+                    "f": candle.first_trade_id,
+                    "L": candle.last_trade_id,
+                    "o": fmt(candle.open),
+                    "c": fmt(candle.close),
+                    "h": fmt(candle.high),
+                    "l": fmt(candle.low),
+                    "v": fmt(candle.volume),
+                    "n": candle.trades,
+                    "q": fmt(candle.quote_volume),
+                    "V": fmt(candle.taker_buy_volume),
+                    "Q": fmt(candle.taker_buy_quote_volume),
+                }
+            )
         k["x"] = closed
         return {"e": "kline", "E": now_ms if event_ms is None else event_ms, "s": symbol, "k": k}
 

@@ -21,8 +21,15 @@ from gateway_http.errors import errors_middleware
 from gateway_http.market_routes import add_market_routes
 from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
 from gateway_http.openapi import API, Api, add_openapi_routes
-from gateway_http.security import RateLimiter, auth_middleware, cors_middleware, rate_limit_middleware
-from gateway_http.streams import STREAM_HUB, StreamHub, add_stream_routes, close_streams, provider_source
+from gateway_http.security import RateLimiter, WsConnections, auth_middleware, cors_middleware, rate_limit_middleware
+from gateway_http.streams import (
+    STREAM_HUB,
+    WS_CONNECTIONS,
+    StreamHub,
+    add_stream_routes,
+    close_streams,
+    provider_source,
+)
 from gateway_http.trading_routes import add_trading_routes
 from provider_client.channel import open_channel
 from provider_client.health import check_provider
@@ -77,6 +84,7 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     api = app[API] = Api(app, API_TITLE, API_VERSION, API_DESCRIPTION)
     metrics = app[METRICS] = Metrics()
+    app[WS_CONNECTIONS] = WsConnections(config.ws_limits)
     app.middlewares.extend(
         [
             metrics_middleware(metrics),

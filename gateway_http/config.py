@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway_auth.tokens import TokenStore, load_gateway_tokens
-from gateway_http.security import RateLimit, parse_origins, parse_rate_limit
+from gateway_http.security import RateLimit, WsLimits, parse_origins, parse_rate_limit, parse_ws_limits
 from service_runtime.config import Address, Setting, Settings, parse_address, parse_choice
 
 DEFAULT_RATE_LIMIT = RateLimit(per_second=20.0, burst=40)
+DEFAULT_WS_LIMITS = WsLimits(total=4096, per_token=1024)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class HttpGatewayConfig:
     tokens: TokenStore = field(default_factory=TokenStore)
     cors_origins: tuple[str, ...] = ()
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
+    ws_limits: WsLimits = DEFAULT_WS_LIMITS
 
 
 SETTINGS: list[Setting[object]] = [
@@ -32,6 +34,12 @@ SETTINGS: list[Setting[object]] = [
     Setting("GATEWAY_TOKENS_FILE", None, Path, "bearer tokens file (JSON list of name, sha256, scopes)"),
     Setting("GATEWAY_HTTP_CORS_ORIGINS", "", parse_origins, "comma-separated browser origins allowed by CORS"),
     Setting("GATEWAY_HTTP_RATE_LIMIT", "20,40", parse_rate_limit, "per-token requests per second,burst (or off)"),
+    Setting(
+        "GATEWAY_HTTP_MAX_WS_CLIENTS",
+        "4096,1024",
+        parse_ws_limits,
+        "open WebSocket clients allowed: total,per token (over it: 503 / 429 with Retry-After)",
+    ),
 ]
 
 
@@ -43,6 +51,8 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     assert isinstance(venue, str) and (tokens_file is None or isinstance(tokens_file, Path))
     origins, rate_limit = values["GATEWAY_HTTP_CORS_ORIGINS"], values["GATEWAY_HTTP_RATE_LIMIT"]
     assert isinstance(origins, tuple) and (rate_limit is None or isinstance(rate_limit, RateLimit))
+    ws_limits = values["GATEWAY_HTTP_MAX_WS_CLIENTS"]
+    assert isinstance(ws_limits, WsLimits)
     return HttpGatewayConfig(
         addr=addr,
         provider_addr=provider_addr,
@@ -50,4 +60,5 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         tokens=load_gateway_tokens(tokens_file, venue),
         cors_origins=origins,
         rate_limit=rate_limit,
+        ws_limits=ws_limits,
     )

@@ -95,7 +95,8 @@ INTEGER: JsonSchema = {"type": "integer"}
 LEVELS: JsonSchema = {
     "type": "array",
     "description": "[price, quantity] pairs, best first",
-    "items": {"type": "array", "prefixItems": [DECIMAL, DECIMAL], "minItems": 2, "maxItems": 2},
+    # Both entries are decimals, so plain `items` says it (tools handle it better than prefixItems).
+    "items": {"type": "array", "items": DECIMAL, "minItems": 2, "maxItems": 2},
 }
 
 

@@ -25,7 +25,8 @@ CALL_TIMEOUT_S = 10.0
 MAX_SYMBOLS = 100  # the provider's limit per call
 SYMBOL_PATTERN = "^[A-Z0-9]{2,20}$"
 _QUOTED_SYMBOL = r'"[A-Z0-9]{2,20}"'
-SYMBOLS_PATTERN = rf"^\[\s*{_QUOTED_SYMBOL}(\s*,\s*{_QUOTED_SYMBOL})*\s*\]$"
+_WS = r"[ \t\n\r]*"  # JSON's whitespace only (a regex \s also takes form feeds, which JSON refuses)
+SYMBOLS_PATTERN = rf"^\[{_WS}{_QUOTED_SYMBOL}({_WS},{_WS}{_QUOTED_SYMBOL})*{_WS}\]$"
 TIME_ZONE_PATTERN = r"^[+-]?[0-9]{1,2}(:[0-9]{2})?$"
 TAGS = ("market data",)
 
@@ -59,8 +60,12 @@ def selected_symbols(params: Params) -> tuple[list[str], bool]:
         return [symbol], True
     if symbols is None:
         return [], False
-    names = orjson.loads(symbols)  # the declared pattern already guarantees a JSON array of symbols
-    assert isinstance(names, list) and all(isinstance(name, str) for name in names)
+    try:
+        names = orjson.loads(symbols)  # the declared pattern already admits only a JSON array of symbols
+    except orjson.JSONDecodeError:
+        names = None  # defence in depth: a pattern and a parser may still disagree on an edge
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ApiError.of(400, GatewayReason.INVALID_PARAMETER, "expected a JSON array of symbols", field="symbols")
     if len(names) > MAX_SYMBOLS:
         raise ApiError.of(
             400, GatewayReason.INVALID_PARAMETER, f"at most {MAX_SYMBOLS} symbols; got {len(names)}", field="symbols"

@@ -43,6 +43,7 @@ OPENAPI_VERSION = "3.1.0"
 SECURITY_SCHEME = "bearerAuth"
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _INT_RE = re.compile(r"^-?[0-9]+$")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _DECIMAL_RE = re.compile(DECIMAL_PATTERN)
 _PATH_PARAM_RE = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -138,6 +139,8 @@ def parse_param(param: Param, text: str) -> ParamValue:
         if not _INT_RE.match(text):
             raise ParamError(param.name, f"expected an integer, got {text!r}")
         value = int(text)
+        if not INT64_MIN <= value <= INT64_MAX:  # every integer goes into a protobuf int64 field
+            raise ParamError(param.name, f"expected a 64-bit integer, got {text}")
     elif param.kind is float:
         try:
             value = float(text)
@@ -279,6 +282,12 @@ class Operation:
                 extra["content"] = {"application/json": {"schema": schema}}
             responses[str(status)] = extra
         errors: list[tuple[int, str]] = []
+        if self.websocket:  # first: these descriptions win over the generic ones below
+            errors += [
+                (400, "not a WebSocket upgrade, or a parameter is wrong (`field` names it)"),
+                (429, "this token's rate limit, or its limit of open WebSocket clients, is reached; see Retry-After"),
+                (503, "the gateway's limit of open WebSocket clients is reached, or the provider is unavailable"),
+            ]
         if self.params or self.request_body is not None:
             errors.append((400, "a parameter is missing, malformed or out of range (`field` names it)"))
         if self.scope is not None:

@@ -196,6 +196,75 @@ def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
     return limit
 
 
+# --- WebSocket connection limits ----------------------------------------------------------------
+
+WS_REFUSAL_RETRY_MS = 1000  # a slot frees when a client leaves; no better estimate exists
+
+
+@dataclass(frozen=True)
+class WsLimits:
+    """How many WebSocket clients may be open at once: in total, and per token."""
+
+    total: int
+    per_token: int
+
+    def __post_init__(self) -> None:
+        if self.total < 1 or self.per_token < 1:
+            raise ValueError("WebSocket limits are at least 1")
+
+
+def parse_ws_limits(text: str) -> WsLimits:
+    """`TOTAL,PER_TOKEN` (e.g. `4096,256`); a single number limits both."""
+    total_text, sep, per_token_text = text.partition(",")
+    try:
+        total = int(total_text)
+        per_token = int(per_token_text) if sep else total
+    except ValueError:
+        raise ValueError(f"expected TOTAL,PER_TOKEN (open WebSocket clients), got {text!r}") from None
+    return WsLimits(total, per_token)
+
+
+@dataclass
+class WsConnections:
+    """Open WebSocket clients counted per token name. `acquire` refuses over a limit; `release` undoes it."""
+
+    limits: WsLimits
+    open_total: int = 0
+    _by_token: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, key: str) -> None:
+        """Count one client of `key`, or raise 429 (this token is at its limit) / 503 (the gateway is full)."""
+        if self._by_token.get(key, 0) >= self.limits.per_token:
+            raise ApiError.of(
+                429,
+                GatewayReason.TOO_MANY_CONNECTIONS,
+                f"this token already has {self.limits.per_token} WebSocket clients open (the limit)",
+                retry_after_ms=WS_REFUSAL_RETRY_MS,
+            )
+        if self.open_total >= self.limits.total:
+            raise ApiError.of(
+                503,
+                GatewayReason.TOO_MANY_CONNECTIONS,
+                f"the gateway already serves {self.limits.total} WebSocket clients (the limit)",
+                retry_after_ms=WS_REFUSAL_RETRY_MS,
+            )
+        self._by_token[key] = self._by_token.get(key, 0) + 1
+        self.open_total += 1
+
+    def release(self, key: str) -> None:
+        count = self._by_token.get(key, 0)
+        if count <= 0:
+            raise ValueError(f"no WebSocket client of {key!r} is counted")
+        if count == 1:
+            del self._by_token[key]  # bounded by the live clients, not by every token ever seen
+        else:
+            self._by_token[key] = count - 1
+        self.open_total -= 1
+
+    def open_for(self, key: str) -> int:
+        return self._by_token.get(key, 0)
+
+
 # --- CORS ---------------------------------------------------------------------------------------
 
 

@@ -51,7 +51,7 @@ from gateway_http import convert
 from gateway_http.convert import SnapshotReason
 from gateway_http.metrics import METRICS, route_label
 from gateway_http.openapi import PARAMS, Api, Param, ParamIn
-from gateway_http.security import websocket_protocols
+from gateway_http.security import PRINCIPAL, WsConnections, websocket_protocols
 from provider.book import OrderBook
 from provider_client.errors import decode_rpc_error
 
@@ -611,6 +611,7 @@ def provider_source(channel: grpc.aio.Channel) -> Source:
 # --- the WebSocket shell ------------------------------------------------------------------------
 
 STREAM_HUB = web.AppKey("stream_hub", StreamHub)
+WS_CONNECTIONS = web.AppKey("ws_connections", WsConnections)
 
 
 async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
@@ -624,6 +625,19 @@ async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
 
 
 async def serve_stream(request: web.Request, key: StreamKey, limit: int = 0) -> web.WebSocketResponse:
+    connections = request.app.get(WS_CONNECTIONS)
+    if connections is None:  # an app without limits (tests of the shell alone)
+        return await _serve_stream(request, key, limit)
+    principal = request.get(PRINCIPAL)
+    holder = principal.name if principal is not None else ""
+    connections.acquire(holder)  # refused before the upgrade: a plain HTTP error answer
+    try:
+        return await _serve_stream(request, key, limit)
+    finally:
+        connections.release(holder)
+
+
+async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=websocket_protocols(request), heartbeat=HEARTBEAT_S, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.app[STREAM_HUB]

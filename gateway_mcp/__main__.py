@@ -34,7 +34,8 @@ async def serve_http(config: McpGatewayConfig) -> int:
     # GATEWAY_MCP_AUTH=off is only accepted on loopback (config.py refuses it otherwise).
     access = AccessPolicy.bearer(config.tokens) if config.auth else AccessPolicy.without_tokens()
     server_url = f"http://{config.addr}"
-    app = build_http_app(build_server(channel, access, base_url=server_url), config.addr)
+    mcp = build_server(channel, access, base_url=server_url, order_preview_ttl_ms=config.order_preview_ttl_ms)
+    app = build_http_app(mcp, config.addr)
     server = _Server(
         uvicorn.Config(
             app, host=config.addr.host, port=config.addr.port, log_level="warning", access_log=False, lifespan="on"
@@ -60,7 +61,8 @@ async def serve_stdio(config: McpGatewayConfig) -> int:
     channel = open_channel(config.provider_addr)
     try:
         # A local pipe to whoever started the process: no tokens, read-only tools.
-        await build_server(channel, AccessPolicy.without_tokens()).run_stdio_async()
+        mcp = build_server(channel, AccessPolicy.without_tokens(), order_preview_ttl_ms=config.order_preview_ttl_ms)
+        await mcp.run_stdio_async()
     finally:
         await channel.close(None)
     return 0

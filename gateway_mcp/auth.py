@@ -77,11 +77,25 @@ class ToolScopes:
         return f"Unknown or unavailable tool {tool!r}. Use only the tools listed by tools/list."
 
 
+ANONYMOUS_CALLER = "anonymous"
+
+
+def _access_token(request: object) -> AccessToken | None:
+    user = request.scope.get("user") if isinstance(request, Request) else None
+    return user.access_token if isinstance(user, AuthenticatedUser) else get_access_token()
+
+
+def caller_identity(request: object) -> str:
+    """Who is calling, for binding state to a caller: the digest of their bearer token (never the
+    token itself), or ANONYMOUS_CALLER without one (stdio, GATEWAY_MCP_AUTH=off)."""
+    token = _access_token(request)
+    return f"token:{token.token}" if token is not None else ANONYMOUS_CALLER
+
+
 def caller_scopes(policy: AccessPolicy, request: object) -> frozenset[Scope]:
     """The scopes of the caller: from the HTTP request the message came with (the bearer middleware put
     the token there), else from the SDK's context var; stdio has neither."""
-    user = request.scope.get("user") if isinstance(request, Request) else None
-    token = user.access_token if isinstance(user, AuthenticatedUser) else get_access_token()
+    token = _access_token(request)
     if token is None:
         # With tokens the bearer middleware already refused token-less requests; stay closed anyway.
         return policy.anonymous_scopes if policy.tokens is None else frozenset()

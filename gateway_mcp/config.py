@@ -26,6 +26,18 @@ class McpGatewayConfig:
     stdio: bool
     venue: str = "sim"
     tokens: TokenStore = field(default_factory=TokenStore)  # same file and scopes as gateway_http
+    order_preview_ttl_ms: int | None = 120_000  # None: place_order places at once, no confirm_order
+
+
+MAX_CONFIRM_TTL_S = 3600
+
+
+def parse_confirm_ttl(text: str) -> int:
+    """Seconds (1..3600) a previewed order may be confirmed, as milliseconds."""
+    seconds = int(text)
+    if not 1 <= seconds <= MAX_CONFIRM_TTL_S:
+        raise ValueError(f"must be 1..{MAX_CONFIRM_TTL_S} seconds, got {seconds}")
+    return seconds * 1000
 
 
 SETTINGS: list[Setting[object]] = [
@@ -41,6 +53,13 @@ SETTINGS: list[Setting[object]] = [
         "VENUE", "sim", parse_choice("sim", "testnet", "live"), "venue: with testnet or live a tokens file is required"
     ),
     Setting("GATEWAY_TOKENS_FILE", None, Path, "bearer tokens file shared with gateway_http"),
+    Setting(
+        "GATEWAY_MCP_ORDER_PREVIEW",
+        "on",
+        parse_on_off,
+        "place_order previews and confirm_order places; off places at once (for bots)",
+    ),
+    Setting("GATEWAY_MCP_CONFIRM_TTL", "120", parse_confirm_ttl, "seconds a previewed order may be confirmed"),
 ]
 
 
@@ -58,4 +77,14 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     stdio = bool(namespace.stdio)
     # Tokens guard the HTTP transport; stdio is a local pipe and GATEWAY_MCP_AUTH=off serves no token.
     tokens = load_gateway_tokens(tokens_file, venue, required=auth and not stdio)
-    return McpGatewayConfig(addr=addr, provider_addr=provider_addr, auth=auth, stdio=stdio, venue=venue, tokens=tokens)
+    ttl_ms = values["GATEWAY_MCP_CONFIRM_TTL"]
+    assert isinstance(ttl_ms, int)
+    return McpGatewayConfig(
+        addr=addr,
+        provider_addr=provider_addr,
+        auth=auth,
+        stdio=stdio,
+        venue=venue,
+        tokens=tokens,
+        order_preview_ttl_ms=ttl_ms if values["GATEWAY_MCP_ORDER_PREVIEW"] else None,
+    )

@@ -22,10 +22,11 @@ from starlette.types import Scope as AsgiScope
 
 from gateway_auth.tokens import Scope
 from gateway_mcp.auth import AccessPolicy, ScopeGuard, TokenFileVerifier, ToolScopes
+from gateway_mcp.confirmations import DEFAULT_TTL_MS, ConfirmationBook
 from gateway_mcp.tools_account import register_account_tools
 from gateway_mcp.tools_analytics import register_analytics_tools
 from gateway_mcp.tools_market import register_market_tools
-from gateway_mcp.tools_trading import TradingGate, register_trading_tools
+from gateway_mcp.tools_trading import OrderParams, TradingGate, register_trading_tools
 from provider_client.health import check_provider
 from service_runtime.config import Address
 
@@ -53,9 +54,16 @@ class ServiceStatus(BaseModel):
     error: str = Field(default="", description="why the provider could not be reached, if it could not")
 
 
-def build_server(channel: grpc.aio.Channel, access: AccessPolicy, *, base_url: str = "http://127.0.0.1") -> MCPServer:
+def build_server(
+    channel: grpc.aio.Channel,
+    access: AccessPolicy,
+    *,
+    base_url: str = "http://127.0.0.1",
+    order_preview_ttl_ms: int | None = DEFAULT_TTL_MS,
+) -> MCPServer:
     """The MCP server with every tool, guarded by `access` (tokens on HTTP, or read-only without).
-    `base_url` is where this gateway is reached; the SDK's auth settings need one."""
+    `base_url` is where this gateway is reached; the SDK's auth settings need one.
+    `order_preview_ttl_ms`: how long a previewed order may be confirmed; None places orders at once."""
     started_at = time.monotonic()
     verifier = TokenFileVerifier(access.tokens) if access.tokens is not None else None
     server = MCPServer(
@@ -101,7 +109,8 @@ def build_server(channel: grpc.aio.Channel, access: AccessPolicy, *, base_url: s
     scopes.update(dict.fromkeys(register_market_tools(server, channel), Scope.READ))
     scopes.update(dict.fromkeys(register_analytics_tools(server, channel), Scope.READ))
     scopes.update(dict.fromkeys(register_account_tools(server, channel), Scope.ACCOUNT))
-    trading = register_trading_tools(server, channel)
+    previews = ConfirmationBook[OrderParams](order_preview_ttl_ms) if order_preview_ttl_ms is not None else None
+    trading = register_trading_tools(server, channel, previews)
     scopes.update(dict.fromkeys(trading, Scope.TRADE))
     # Outside ScopeGuard: the provider is asked about trading only for callers that may trade.
     server.middleware.append(TradingGate(channel, trading))

@@ -18,9 +18,22 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
 INTERVAL_MS: dict[str, int] = {
-    "1s": SECOND, "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": HOUR, "2h": 2 * HOUR, "4h": 4 * HOUR, "6h": 6 * HOUR, "8h": 8 * HOUR, "12h": 12 * HOUR,
-    "1d": DAY, "3d": 3 * DAY, "1w": 7 * DAY, "1M": 0,  # 1M: calendar month
+    "1s": SECOND,
+    "1m": MINUTE,
+    "3m": 3 * MINUTE,
+    "5m": 5 * MINUTE,
+    "15m": 15 * MINUTE,
+    "30m": 30 * MINUTE,
+    "1h": HOUR,
+    "2h": 2 * HOUR,
+    "4h": 4 * HOUR,
+    "6h": 6 * HOUR,
+    "8h": 8 * HOUR,
+    "12h": 12 * HOUR,
+    "1d": DAY,
+    "3d": 3 * DAY,
+    "1w": 7 * DAY,
+    "1M": 0,  # 1M: calendar month
 }
 WEEK_ORIGIN_MS = 4 * DAY  # Binance weeks open on Monday 00:00 UTC; the epoch was a Thursday
 
@@ -76,16 +89,36 @@ class Candle:
         self.last_trade_id = other.last_trade_id
 
     def copy_at(self, open_ms: int) -> Candle:
-        return Candle(open_ms, self.open, self.high, self.low, self.close, self.volume, self.quote_volume,
-                      self.trades, self.taker_buy_volume, self.taker_buy_quote_volume,
-                      self.first_trade_id, self.last_trade_id)
+        return Candle(
+            open_ms,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            self.taker_buy_volume,
+            self.taker_buy_quote_volume,
+            self.first_trade_id,
+            self.last_trade_id,
+        )
 
     def kline_row(self, interval: str) -> list[object]:
         """The REST klines row (12 elements)."""
         return [
-            self.open_ms, fmt(self.open), fmt(self.high), fmt(self.low), fmt(self.close), fmt(self.volume),
-            interval_close(interval, self.open_ms), fmt(self.quote_volume), self.trades,
-            fmt(self.taker_buy_volume), fmt(self.taker_buy_quote_volume), "0",
+            self.open_ms,
+            fmt(self.open),
+            fmt(self.high),
+            fmt(self.low),
+            fmt(self.close),
+            fmt(self.volume),
+            interval_close(interval, self.open_ms),
+            fmt(self.quote_volume),
+            self.trades,
+            fmt(self.taker_buy_volume),
+            fmt(self.taker_buy_quote_volume),
+            "0",
         ]
 
 
@@ -119,9 +152,22 @@ class CandleStore:
         else:
             zero = Decimal(0)
             self._opens.append(second)
-            self._candles.append(Candle(second, price, price, price, price, qty, quote, 1,
-                                        qty if taker_buy else zero, quote if taker_buy else zero,
-                                        trade_id, trade_id))
+            self._candles.append(
+                Candle(
+                    second,
+                    price,
+                    price,
+                    price,
+                    price,
+                    qty,
+                    quote,
+                    1,
+                    qty if taker_buy else zero,
+                    quote if taker_buy else zero,
+                    trade_id,
+                    trade_id,
+                )
+            )
             self._expire(second)
         self.last_price, self.last_qty, self.last_trade_ms = price, qty, time_ms
 

@@ -26,8 +26,8 @@ class SyntheticProfile:
     start_price: Decimal
     levels_per_side: int = 300
     ops_per_second: float = 40.0
-    add_share: float = 0.6       # of operations: new resting orders near the touch
-    cancel_share: float = 0.3    # cancellations of resting market-maker orders
+    add_share: float = 0.6  # of operations: new resting orders near the touch
+    cancel_share: float = 0.3  # cancellations of resting market-maker orders
     # the rest: marketable orders that trade
     base_size: Decimal = Decimal("0.5")  # typical order size in base units
 
@@ -61,8 +61,9 @@ class SyntheticMarket:
         for depth in range(1, profile.levels_per_side + 1):
             for side in (Side.BUY, Side.SELL):
                 offset = depth + (depth // 20) ** 2  # tight near the touch, sparser deeper
-                self._rest(flow, side, flow.fair_ticks - offset if side is Side.BUY else flow.fair_ticks + offset,
-                           now_ms)
+                self._rest(
+                    flow, side, flow.fair_ticks - offset if side is Side.BUY else flow.fair_ticks + offset, now_ms
+                )
 
     def _size(self, flow: _SymbolFlow, scale: float = 1.0) -> Decimal:
         raw = Decimal(str(round(self._rng.expovariate(1.0) * scale, 6))) * flow.profile.base_size
@@ -75,8 +76,13 @@ class SyntheticMarket:
             return
         try:
             result = self._engine.place_order(
-                MARKET_MAKER, flow.spec.symbol, side, OrderType.LIMIT_MAKER,
-                quantity=self._size(flow), price=price_ticks * flow.tick, now_ms=now_ms,
+                MARKET_MAKER,
+                flow.spec.symbol,
+                side,
+                OrderType.LIMIT_MAKER,
+                quantity=self._size(flow),
+                price=price_ticks * flow.tick,
+                now_ms=now_ms,
             )
         except EngineError:
             return  # would cross (the touch moved) or breaks a filter: skip, as a real maker would
@@ -112,8 +118,9 @@ class SyntheticMarket:
             if flow.resting:
                 order_id = flow.resting.pop(rng.randrange(len(flow.resting)))
                 with contextlib.suppress(EngineError):  # already filled by a marketable order
-                    self._apply(self._engine.cancel_order(MARKET_MAKER, flow.spec.symbol, order_id=order_id,
-                                                          now_ms=now_ms))
+                    self._apply(
+                        self._engine.cancel_order(MARKET_MAKER, flow.spec.symbol, order_id=order_id, now_ms=now_ms)
+                    )
         else:
             # Aggressors lean with the trend and with the fair price's position in the spread.
             lean = 0.2 if flow.fair_ticks > ask else -0.2 if flow.fair_ticks < bid else 0.0
@@ -122,8 +129,14 @@ class SyntheticMarket:
             limit_ticks = ask + 2 if side is Side.BUY else max(1, bid - 2)
             try:
                 result = self._engine.place_order(
-                    MARKET_MAKER, flow.spec.symbol, side, OrderType.LIMIT, time_in_force=TimeInForce.IOC,
-                    quantity=self._size(flow, 0.6), price=limit_ticks * flow.tick, now_ms=now_ms,
+                    MARKET_MAKER,
+                    flow.spec.symbol,
+                    side,
+                    OrderType.LIMIT,
+                    time_in_force=TimeInForce.IOC,
+                    quantity=self._size(flow, 0.6),
+                    price=limit_ticks * flow.tick,
+                    now_ms=now_ms,
                 )
             except EngineError:
                 return

@@ -18,6 +18,8 @@ the hub's own fault and connection counters.
     GET  /control/counters
     POST /control/reset              disarm everything (counters are kept; the clock offset goes to 0)
     GET  /control/replay             replay progress;  POST /control/replay/start {"symbol":optional}
+    POST /control/pattern            {"kind":"quote_stuffing"|"iceberg"|"flash_crash", "symbol":"ETHUSDT",
+                                      "seconds":N}   an anomaly pattern on the synthetic market
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ from exchange_sim.faults import (
     RestFaultRule,
 )
 from exchange_sim.hub import StreamHub
+from exchange_sim.market.patterns import PatternError, PatternKind, PatternRunner
 from exchange_sim.market.replay import Replay
 
 _REST_STATUSES = {f.value: f for f in RestFault if f.value is not None}
+_PATTERN_KINDS = {
+    PatternKind.QUOTE_STUFFING: FaultKind.PATTERN_QUOTE_STUFFING,
+    PatternKind.ICEBERG: FaultKind.PATTERN_ICEBERG,
+    PatternKind.FLASH_CRASH: FaultKind.PATTERN_FLASH_CRASH,
+}
 
 
 class BadRequest(Exception):
@@ -120,10 +128,13 @@ def _bool(body: dict[str, Any], name: str) -> bool:
 
 
 class ControlApi:
-    def __init__(self, plan: FaultPlan, hub: StreamHub, replay: Replay | None) -> None:
+    def __init__(
+        self, plan: FaultPlan, hub: StreamHub, replay: Replay | None, patterns: PatternRunner | None = None
+    ) -> None:
         self.plan = plan
         self.hub = hub
         self.replay = replay
+        self.patterns = patterns
 
     def routes(self) -> list[tuple[str, str, Callable[[dict[str, Any]], object]]]:
         return [
@@ -143,6 +154,7 @@ class ControlApi:
             ("POST", "/control/reset", self.reset),
             ("GET", "/control/replay", self.replay_status),
             ("POST", "/control/replay/start", self.replay_start),
+            ("POST", "/control/pattern", self.pattern),
         ]
 
     # ---- streams
@@ -257,6 +269,25 @@ class ControlApi:
         self.plan.shift_clock(offset)
         return {"offset_ms": offset, "serverTime": self.plan.clock.now_ms()}
 
+    # ---- market patterns
+
+    def pattern(self, body: dict[str, Any]) -> object:
+        kind_text = _str(body, "kind")
+        if kind_text not in {k.value for k in PatternKind}:
+            raise BadRequest("kind", "'kind' must be one of " + ", ".join(k.value for k in PatternKind))
+        kind = PatternKind(kind_text)
+        symbol = _symbol(body)
+        assert symbol is not None
+        seconds = _seconds(body, "seconds")
+        if self.patterns is None:
+            raise BadRequest(None, "no synthetic market to run patterns on")
+        try:
+            status = self.patterns.start(kind, symbol, seconds, self.plan.clock.now_ms())
+        except PatternError as exc:
+            raise BadRequest(exc.field, exc.message) from None
+        self.plan.arm(_PATTERN_KINDS[kind])
+        return {"kind": kind.value, "symbol": symbol, "startMs": status.started_ms, "endMs": status.ends_ms}
+
     # ---- reporting
 
     def counters(self, body: dict[str, Any]) -> object:
@@ -270,10 +301,27 @@ class ControlApi:
         injected[FaultKind.WS_STALL.value] = hub["events_stalled"]
         injected[FaultKind.WS_STOP_PINGS.value] = hub["pings_skipped"]
         injected[FaultKind.WS_IGNORE_PONGS.value] = hub["pongs_ignored"]
-        return {**report, "hub": dict(hub), "streams": dict(self.hub.counters)}
+        patterns = [] if self.patterns is None else self.patterns.status()
+        if self.patterns is not None:  # a pattern is injected once the market clock has started it
+            for kind, fault in _PATTERN_KINDS.items():
+                injected[fault.value] = self.patterns.started[kind]
+        running = [
+            {
+                "kind": p.kind.value,
+                "symbol": p.symbol,
+                "startMs": p.started_ms,
+                "endMs": p.ends_ms,
+                "operations": p.operations,
+                "running": p.running,
+            }
+            for p in patterns
+        ]
+        return {**report, "hub": dict(hub), "streams": dict(self.hub.counters), "patterns": running}
 
     def reset(self, body: dict[str, Any]) -> object:
         self.plan.reset()
+        if self.patterns is not None:
+            self.patterns.stop_all(self.plan.clock.now_ms())
         self.hub.reset_faults()
         return {"reset": True}
 
@@ -302,7 +350,13 @@ def _handler(action: Callable[[dict[str, Any]], object]) -> Callable[[web.Reques
     return handle
 
 
-def add_control_routes(app: web.Application, plan: FaultPlan, hub: StreamHub, replay: Replay | None) -> None:
+def add_control_routes(
+    app: web.Application,
+    plan: FaultPlan,
+    hub: StreamHub,
+    replay: Replay | None,
+    patterns: PatternRunner | None = None,
+) -> None:
     """Serve the control API (only call this with SIM_CONTROL=on)."""
-    for method, path, action in ControlApi(plan, hub, replay).routes():
+    for method, path, action in ControlApi(plan, hub, replay, patterns).routes():
         app.router.add_route(method, path, _handler(action))

@@ -136,8 +136,9 @@ def _symbols(request: web.Request, venue: Venue) -> list[str] | None:
     return [n.upper() for n in names]
 
 
-def _int(request: web.Request, name: str, default: int | None = None, low: int = 0,
-         high: int | None = None) -> int | None:
+def _int(
+    request: web.Request, name: str, default: int | None = None, low: int = 0, high: int | None = None
+) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -209,18 +210,30 @@ async def exchange_info(request: web.Request, venue: Venue, now: int) -> object:
 def _symbol_info(venue: Venue, symbol: str) -> dict[str, Any]:
     spec = venue.engine.spec(symbol)
     return {
-        "symbol": spec.symbol, "status": "TRADING",
-        "baseAsset": spec.base_asset, "baseAssetPrecision": spec.base_asset_precision,
-        "quoteAsset": spec.quote_asset, "quotePrecision": spec.quote_asset_precision,
+        "symbol": spec.symbol,
+        "status": "TRADING",
+        "baseAsset": spec.base_asset,
+        "baseAssetPrecision": spec.base_asset_precision,
+        "quoteAsset": spec.quote_asset,
+        "quotePrecision": spec.quote_asset_precision,
         "quoteAssetPrecision": spec.quote_asset_precision,
-        "baseCommissionPrecision": spec.base_asset_precision, "quoteCommissionPrecision": spec.quote_asset_precision,
+        "baseCommissionPrecision": spec.base_asset_precision,
+        "quoteCommissionPrecision": spec.quote_asset_precision,
         "orderTypes": [str(t) for t in spec.order_types],
-        "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False, "opoAllowed": False,
-        "quoteOrderQtyMarketAllowed": spec.quote_order_qty_market_allowed, "allowTrailingStop": False,
-        "cancelReplaceAllowed": False, "amendAllowed": False, "pegInstructionsAllowed": False,
-        "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "otoAllowed": False,
+        "opoAllowed": False,
+        "quoteOrderQtyMarketAllowed": spec.quote_order_qty_market_allowed,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "amendAllowed": False,
+        "pegInstructionsAllowed": False,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
         "filters": spec.exchange_info_filters(),
-        "permissions": [], "permissionSets": [["SPOT"]],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": str(spec.default_stp_mode),
         "allowedSelfTradePreventionModes": [str(m) for m in spec.allowed_stp_modes],
     }
@@ -233,16 +246,29 @@ async def depth(request: web.Request, venue: Venue, now: int) -> object:
     if replay is not None and replay.serves(symbol):
         return replay.depth(symbol, _limit(request, 100, 5000))
     last_id, bids, asks = venue.engine.depth(symbol, _limit(request, 100, 5000))
-    return {"lastUpdateId": last_id, "bids": [[fmt(p), fmt(q)] for p, q in bids],
-            "asks": [[fmt(p), fmt(q)] for p, q in asks]}
+    return {
+        "lastUpdateId": last_id,
+        "bids": [[fmt(p), fmt(q)] for p, q in bids],
+        "asks": [[fmt(p), fmt(q)] for p, q in asks],
+    }
 
 
 async def trades(request: web.Request, venue: Venue, now: int) -> object:
     symbol = _symbol(request, venue)
     assert symbol is not None
-    tape = list(venue.feeds[symbol].trades)[-_limit(request, 500, 1000):]
-    return [{"id": t.trade_id, "price": fmt(t.price), "qty": fmt(t.qty), "quoteQty": fmt(t.quote_qty),
-             "time": t.time, "isBuyerMaker": t.is_buyer_maker, "isBestMatch": True} for t in tape]
+    tape = list(venue.feeds[symbol].trades)[-_limit(request, 500, 1000) :]
+    return [
+        {
+            "id": t.trade_id,
+            "price": fmt(t.price),
+            "qty": fmt(t.qty),
+            "quoteQty": fmt(t.quote_qty),
+            "time": t.time,
+            "isBuyerMaker": t.is_buyer_maker,
+            "isBestMatch": True,
+        }
+        for t in tape
+    ]
 
 
 async def agg_trades(request: web.Request, venue: Venue, now: int) -> object:
@@ -288,8 +314,20 @@ async def ticker_24h(request: web.Request, venue: Venue, now: int) -> object:
     mini = request.query.get("type", "FULL").upper()
     if mini not in ("FULL", "MINI"):
         raise ApiError(400, -1130, "Data sent for parameter 'type' is not valid.")
-    keys = ("symbol", "openPrice", "highPrice", "lowPrice", "lastPrice", "volume", "quoteVolume",
-            "openTime", "closeTime", "firstId", "lastId", "count")
+    keys = (
+        "symbol",
+        "openPrice",
+        "highPrice",
+        "lowPrice",
+        "lastPrice",
+        "volume",
+        "quoteVolume",
+        "openTime",
+        "closeTime",
+        "firstId",
+        "lastId",
+        "count",
+    )
 
     def one(symbol: str) -> dict[str, object]:
         full = venue.ticker_24h(symbol, now)
@@ -317,8 +355,13 @@ async def book_ticker(request: web.Request, venue: Venue, now: int) -> object:
     def one(symbol: str) -> dict[str, object]:
         t = venue.engine.book_ticker(symbol)
         zero = Decimal(0)
-        return {"symbol": symbol, "bidPrice": fmt(t.bid_price or zero), "bidQty": fmt(t.bid_qty or zero),
-                "askPrice": fmt(t.ask_price or zero), "askQty": fmt(t.ask_qty or zero)}
+        return {
+            "symbol": symbol,
+            "bidPrice": fmt(t.bid_price or zero),
+            "bidQty": fmt(t.bid_qty or zero),
+            "askPrice": fmt(t.ask_price or zero),
+            "askQty": fmt(t.ask_qty or zero),
+        }
 
     if symbols is not None and "symbol" in request.query:
         return one(symbols[0])

@@ -40,9 +40,12 @@ summed quantity of the best ``NEAR_LEVELS`` (5) levels; *drained* when ``d < (1 
 window's median ``d`` of that side; *wide spread* when best ask - best bid ``> 10 ×`` the window's
 median spread; *cancel-heavy* when over the trailing ``CANCEL_WINDOW_S`` (10) seconds of bars that
 side's ``removed / (removed + traded) > 0.9`` (with some removal). A second is at risk when the
-side is drained and at least one other signal holds: HIGH with two signals, CRITICAL with all
-three; confidence ``= signals / 3`` (the episode's maximum). Needs at least ``MIN_SNAPSHOTS``
-(60) snapshots for baselines, else it is skipped and ``FEW_SAMPLES`` is flagged.
+side is drained *and* the spread is wide: HIGH, CRITICAL when cancel-heavy too; confidence
+``= signals / 3`` (the episode's maximum). Drained plus cancel-heavy alone is not enough: market
+makers requote all the time (cancellations dominate removals in any healthy book) and near-touch
+size swings, so that pair fires on quiet markets; a hollowed book with a normal spread is no crash.
+Needs at least ``MIN_SNAPSHOTS`` (60) snapshots for baselines, else it is skipped and
+``FEW_SAMPLES`` is flagged.
 """
 
 from __future__ import annotations
@@ -357,7 +360,7 @@ def detect_flash_crash_risk(snaps: SnapshotArrays, bars: ActivityArrays, grid: T
         cancel_ratio = np.divide(rem, total, out=np.zeros_like(rem), where=total > 0)
         heavy = cancel_ratio > CANCEL_RATIO
         signals = drained.astype(np.int64) + wide + heavy
-        for ep in _episodes(snaps.time_ms, drained & (wide | heavy)):
+        for ep in _episodes(snaps.time_ms, drained & wide):
             worst = int(signals[ep].max())
             start, end = int(snaps.time_ms[ep[0]]), int(snaps.time_ms[ep[-1]]) + 1000
             touch = float(px[ep[0], 0])

@@ -53,6 +53,7 @@ def trading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trading]:
     ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {
         "PROVIDER_TRADING": "on",
+        "GATEWAY_MCP_ORDER_PREVIEW": "off",  # place_order places at once here; test_mcp_confirm covers previews
         "SIM_CONTROL": "on",
         "PROVIDER_SYMBOLS": SYMBOL,
         "GATEWAY_TOKENS_FILE": str(root / "tokens.json"),

@@ -26,8 +26,17 @@ def test_parse_address_rejects(text: str) -> None:
         parse_address(text)
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
-                                                 ("0.0.0.0", False), ("10.1.2.3", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("example.org", False),
+    ],
+)
 def test_loopback(host: str, loopback: bool) -> None:
     assert Address(host, 1).is_loopback is loopback
 

@@ -17,7 +17,11 @@ def test_window_keeps_last_quantity_per_level_and_contiguous_ids() -> None:
     window.add(14, True, "99.50000000", "3.00000000")
     event = orjson.loads(window.take("BTCUSDT", 5) or b"")
     assert event == {
-        "e": "depthUpdate", "E": 5, "s": "BTCUSDT", "U": 11, "u": 14,
+        "e": "depthUpdate",
+        "E": 5,
+        "s": "BTCUSDT",
+        "U": 11,
+        "u": 14,
         "b": [["100.00000000", "0.00000000"], ["99.50000000", "3.00000000"]],
         "a": [["101.00000000", "2.00000000"]],
     }

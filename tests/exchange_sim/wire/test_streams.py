@@ -782,4 +782,3 @@ async def test_app_shutdown_closes_every_connection_cleanly(start: Start) -> Non
     assert sim.hub.counters["connections_opened"] == sim.hub.counters["connections_closed"] == 3
     assert sim.hub.subscribed_streams() == frozenset()
     assert asyncio.all_tasks() == {asyncio.current_task()}
-

@@ -1,0 +1,386 @@
+"""`python -m soak --duration 120`: the whole system under load and a seeded fault schedule.
+
+Starts simulator, provider and both gateways; runs WS clients, gRPC auditors, REST/MCP pollers and
+an order loop while the schedule injects faults; prints the report, writes it to docs/soak.md and
+exits 1 when any goal is violated (see soak/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from exchange_sim.accounts import DEMO_API_KEY, DEMO_API_SECRET
+from gateway_auth.tokens import Scope, TokenStore
+from launcher.processes import REPO_ROOT, free_port
+from launcher.system import Ports, System, build_system
+from soak.auditor import AuditedBook, Compared, GrpcAuditor, VenueGate, audit_loop
+from soak.clients import (
+    DepthClient,
+    OrderLoop,
+    Placed,
+    Poller,
+    TickerClient,
+    mcp_poll,
+    rest_poll,
+    venue_orders,
+)
+from soak.faults import Fault, ScheduleConfig, SoakFault, build_schedule
+from soak.report import (
+    CounterTotals,
+    InjectedFault,
+    Latencies,
+    SoakFigures,
+    parse_metrics,
+    percentile,
+    recovery_time,
+    render,
+)
+
+STALL_S = 3.0  # the provider's stream watchdog in the soak (PROVIDER_STREAM_STALL_S)
+ORDER_SYMBOL = "BTCUSDT"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    symbols: int
+    ws_clients: int
+    slow_clients: int
+    audited: int  # symbols audited over gRPC and through one WS depth client each
+
+
+PROFILES = {
+    "ci": Profile("ci", symbols=50, ws_clients=100, slow_clients=3, audited=5),
+    "full": Profile("full", symbols=200, ws_clients=1000, slow_clients=10, audited=10),
+}
+
+
+def symbol_names(count: int) -> list[str]:
+    """The three listed symbols, then generic ones (SKAAUSDT, SKABUSDT, ...) the simulator derives."""
+    names = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    i = 0
+    while len(names) < count:
+        names.append(f"SK{letters[i // 26 % 26]}{letters[i % 26]}USDT")
+        i += 1
+    return names[:count]
+
+
+def rss_kb(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def process_rss(system: System) -> dict[str, int | None]:
+    return {p.name: rss_kb(p.popen.pid if p.popen is not None and p.running else None) for p in system.processes}
+
+
+def latencies(poller: Poller, quiet_until: float, faults_until: float) -> Latencies:
+    quiet = [s.latency_s for s in poller.samples if s.ok and s.at < quiet_until]
+    faulty = [s.latency_s for s in poller.samples if s.ok and quiet_until <= s.at < faults_until]
+    failed = sum(1 for s in poller.samples if not s.ok)
+    return Latencies(percentile(quiet, 99), percentile(faulty, 99), len(quiet), len(faulty), failed)
+
+
+class Soak:
+    def __init__(self, system: System, profile: Profile, seed: int, duration_s: float, tokens: dict[Scope, str]):
+        self.system, self.profile, self.seed, self.duration_s = system, profile, seed, duration_s
+        self.read_token = tokens[Scope.READ]
+        self.symbols = symbol_names(profile.symbols)
+        self.audited_symbols = self.symbols[: profile.audited]
+        self.totals = CounterTotals()
+        self.injected: list[InjectedFault] = []
+        self.notes: list[str] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.gate = VenueGate()
+        ports = system.ports
+        self.provider_addr = f"127.0.0.1:{ports.provider}"
+        self.sim_url, self.http_url = f"http://127.0.0.1:{ports.sim}", f"http://127.0.0.1:{ports.http}"
+        self.metrics_url = f"http://127.0.0.1:{ports.metrics}/metrics"
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(coroutine))
+
+    async def scrape(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with http.get(self.metrics_url) as response:
+                values = parse_metrics(await response.text())
+                self.totals.observe(values)
+                return values
+        return {}
+
+    async def scrape_loop(self, http: aiohttp.ClientSession) -> None:
+        while True:
+            await self.scrape(http)
+            await asyncio.sleep(0.5)
+
+    async def wait_in_sync(self, http: aiohttp.ClientSession, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (await self.scrape(http)).get("provider_symbols_in_sync", 0) < len(self.symbols):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the provider's {len(self.symbols)} books not all in sync within {timeout:.0f} s")
+            await asyncio.sleep(0.5)
+
+    async def control(self, sim: aiohttp.ClientSession, fault: Fault) -> None:
+        for call in fault.calls:
+            async with sim.post(f"/control/{call.path}", json=call.body) as response:
+                if response.status != 200:
+                    self.notes.append(f"control {call.path} {call.body} answered {response.status}")
+
+    async def rest_fault_taken(self, sim: aiohttp.ClientSession, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            async with sim.get("/control/counters") as response:
+                if not (await response.json())["pending"]["rest"]:
+                    return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def inject(self, sim: aiohttp.ClientSession, fault: Fault) -> None:
+        self.injected.append(InjectedFault(time.monotonic(), fault.kind, fault.symbol))
+        if any(call.path == "rest" for call in fault.calls):
+            # The venue reads of the auditors wait until the provider has met the fault.
+            async with self.gate.closed(30):
+                await self.control(sim, fault)
+                if not await self.rest_fault_taken(sim, 30):
+                    self.notes.append(f"{fault.kind.value} at {fault.at_s} s was never met by the provider")
+        else:
+            await self.control(sim, fault)
+        if fault.kind is SoakFault.PROVIDER_KILL:
+            provider = self.system.process("provider")
+            await asyncio.to_thread(provider.kill)
+            await asyncio.to_thread(provider.stop)  # reaps it and closes its log
+            provider.start()
+            await asyncio.to_thread(provider.wait_ready, 60.0)
+        elif fault.kind is SoakFault.GATEWAY_RESTART:
+            gateway = self.system.process("gateway_http")
+            code = await asyncio.to_thread(gateway.stop)
+            if code != 0:
+                self.notes.append(f"gateway_http exited with {code} when stopped mid-run")
+            gateway.start()
+            await asyncio.to_thread(gateway.wait_ready, 60.0)
+
+    async def fault_runner(self, sim: aiohttp.ClientSession, schedule: tuple[Fault, ...], started: float) -> None:
+        for fault in schedule:
+            await asyncio.sleep(max(0.0, started + fault.at_s - time.monotonic()))
+            await self.inject(sim, fault)
+
+    async def run(self, command: str) -> tuple[SoakFigures, str]:
+        profile = self.profile
+        timeout = aiohttp.ClientTimeout(total=20)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with (
+            aiohttp.ClientSession(self.sim_url, timeout=timeout) as sim,
+            aiohttp.ClientSession(self.http_url, timeout=timeout, connector=connector) as gateway,
+            aiohttp.ClientSession(timeout=timeout) as plain,
+        ):
+            await self.wait_in_sync(plain, 120)
+            rss_start = process_rss(self.system)
+            config = ScheduleConfig.for_duration(self.duration_s, STALL_S)
+            schedule = build_schedule(self.seed, config, self.audited_symbols)
+            if not schedule:
+                raise SystemExit(f"{self.duration_s:.0f} s is too short to hold every fault; give at least 120")
+            grpc_books = [GrpcAuditor(s, self.provider_addr) for s in self.audited_symbols]
+            ws_audited = [DepthClient(s, self.read_token, audited=True) for s in self.audited_symbols]
+            depth = int(profile.ws_clients * 0.6)
+            others = depth - len(ws_audited)
+            ws_depth = ws_audited + [
+                DepthClient(
+                    self.symbols[i % len(self.symbols)],
+                    self.read_token,
+                    audited=False,
+                    slow_s=0.5 if i < profile.slow_clients else 0.0,
+                )
+                for i in range(others)
+            ]
+            tickers = [
+                TickerClient("ticker" if i % 2 else "bookTicker", self.symbols[i % len(self.symbols)], self.read_token)
+                for i in range(profile.ws_clients - depth)
+            ]
+            rest = Poller("rest")
+            mcp = Poller("mcp")
+            orders = OrderLoop(self.provider_addr, sim, ORDER_SYMBOL, f"soak{self.seed}x{int(time.time())}n")
+            started = time.monotonic()
+            for book in grpc_books:
+                self.spawn(book.run())
+            for client in ws_depth:
+                self.spawn(client.run(gateway))
+            for ticker in tickers:
+                self.spawn(ticker.run(gateway))
+            for audited_book in [*grpc_books, *ws_audited]:
+                self.spawn(audit_loop(audited_book, sim, self.gate, 0.3))
+            self.spawn(rest_poll(rest, gateway, self.read_token, self.symbols, 0.1))
+            mcp_url = f"http://127.0.0.1:{self.system.ports.mcp}/mcp"
+            self.spawn(mcp_poll(mcp, plain, mcp_url, self.read_token, self.symbols))
+            self.spawn(self.scrape_loop(plain))
+            order_task = asyncio.create_task(orders.run(0.3))
+            faults_task = asyncio.create_task(self.fault_runner(sim, schedule, started))
+            try:
+                await asyncio.sleep(self.duration_s)
+                await asyncio.wait_for(faults_task, 90)  # a process restart may still be under way
+            finally:
+                order_task.cancel()
+                faults_task.cancel()
+                await asyncio.gather(order_task, faults_task, return_exceptions=True)
+            await orders.clean_up(60)
+            await self.scrape(plain)
+            rss_end = process_rss(self.system)
+            async with sim.get("/control/counters") as response:
+                counters = await response.json()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            venue = await venue_orders(sim, ORDER_SYMBOL, DEMO_API_KEY, DEMO_API_SECRET)
+
+        prefix = orders.prefix
+        ours = [o for o in venue if str(o.get("clientOrderId", "")).startswith(prefix)]
+        seen = Counter(o["clientOrderId"] for o in ours)
+        on_venue = {o["clientOrderId"]: o for o in ours}
+        confirmed_missing = [
+            s.client_order_id for s in orders.sent if s.placed is Placed.CONFIRMED and s.client_order_id not in on_venue
+        ]
+        still_open = [o["clientOrderId"] for o in ours if o["status"] in ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")]
+        if confirmed_missing:
+            self.notes.append(f"confirmed but absent from the venue: {confirmed_missing[:10]}")
+        if still_open:
+            self.notes.append(f"left open on the venue: {still_open[:10]}")
+
+        by_symbol_grpc = {b.symbol: b for b in grpc_books}
+        by_symbol_ws = {b.symbol: b for b in ws_audited}
+        recoveries: list[tuple[str, float | None]] = []
+        for fault in self.injected:
+            if fault.kind is SoakFault.ORDER_UNKNOWN:
+                continue  # not a book fault: its outcome is the order audit's
+            audited: AuditedBook = (
+                by_symbol_ws[fault.symbol] if fault.kind is SoakFault.GATEWAY_RESTART else by_symbol_grpc[fault.symbol]
+            )
+            recoveries.append((fault.kind.value, recovery_time(fault, audited.voids, audited.comparisons)))
+
+        for copy in [*grpc_books, *ws_audited]:
+            outcomes = Counter(c.outcome.value for c in copy.comparisons)
+            via = "gRPC" if isinstance(copy, GrpcAuditor) else "WS"
+            self.notes.append(
+                f"{copy.symbol} via {via}: {dict(outcomes)}, voided {len(copy.voids)} times, "
+                f"last update id {copy.book.last_id}, in sync at the end: {copy.book.valid}"
+            )
+
+        def compared(books: list[GrpcAuditor] | list[DepthClient], outcome: Compared) -> int:
+            return sum(1 for b in books for c in b.comparisons if c.outcome is outcome)
+
+        injected = counters.get("injected", {})
+        quiet_until = started + (schedule[0].at_s if schedule else self.duration_s)
+        faults_until = started + self.duration_s
+        figures = SoakFigures(
+            command=command,
+            profile=profile.name,
+            seed=self.seed,
+            duration_s=self.duration_s,
+            symbols=len(self.symbols),
+            ws_clients=len(ws_depth) + len(tickers),
+            slow_clients=profile.slow_clients,
+            injected={str(k): int(v) for k, v in injected.items()},
+            scheduled=dict(Counter(f.kind.value for f in schedule)),
+            resyncs=self.totals.total_of("provider_book_resyncs_total"),
+            reconnects=self.totals.total("provider_ws_reconnects_total"),
+            gaps=self.totals.total_of("provider_book_gaps_total"),
+            watchdog_trips=self.totals.total("provider_ws_watchdog_trips_total"),
+            provider_bans=self.totals.total("provider_rest_bans_total"),
+            injected_bans=int(injected.get("rest_418", 0)),
+            grpc_compared=compared(grpc_books, Compared.MATCH) + compared(grpc_books, Compared.DIVERGED),
+            grpc_diverged=compared(grpc_books, Compared.DIVERGED),
+            grpc_continuity_breaks=sum(b.continuity_breaks for b in grpc_books),
+            ws_compared=compared(ws_audited, Compared.MATCH) + compared(ws_audited, Compared.DIVERGED),
+            ws_diverged=compared(ws_audited, Compared.DIVERGED),
+            ws_notices=sum(c.notices for c in ws_depth),
+            ws_lagged=sum(c.lagged for c in ws_depth),
+            ws_reconnects=sum(max(0, c.connects - 1) for c in ws_depth) + sum(max(0, t.connects - 1) for t in tickers),
+            ws_clients_broken=sum(1 for c in ws_depth if c.continuity_breaks),
+            ws_diffs_while_void=sum(c.diffs_while_void for c in ws_depth),
+            orders_sent=len(orders.sent),
+            orders_confirmed=sum(1 for s in orders.sent if s.placed is Placed.CONFIRMED),
+            orders_uncertain=sum(1 for s in orders.sent if s.placed is Placed.UNCERTAIN),
+            orders_refused=sum(1 for s in orders.sent if s.placed is Placed.REFUSED),
+            orders_duplicated=sum(1 for n in seen.values() if n > 1),
+            orders_unresolved=len(still_open) + len(confirmed_missing),
+            order_errors=dict(orders.errors),
+            recoveries=recoveries,
+            rss_kb={name: (rss_start.get(name), rss_end.get(name)) for name in rss_start},
+            rest=latencies(rest, quiet_until, faults_until),
+            mcp=latencies(mcp, quiet_until, faults_until),
+            notes=(
+                *self.notes,
+                "Orders go through the provider's gRPC Trading service: gateway_http has no order routes yet.",
+                "The provider was restarted (kill -9) once: its RSS at the end is the new process's.",
+                "Clock shifts are not injected (not shown to be recovered from).",
+            ),
+        )
+        return figures, render(figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m soak", description=__doc__)
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("DURATION", "120")))
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("SOAK_PROFILE") or None)
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "1")))
+    parser.add_argument("--report", type=Path, default=REPO_ROOT / "docs" / "soak.md")
+    parser.add_argument("--command", default=None, help="the command line shown in the report")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile or ("ci" if args.duration <= 300 else "full")]
+    command = args.command or f"make soak DURATION={args.duration:.0f} SOAK_PROFILE={profile.name}"
+    root = Path(tempfile.mkdtemp(prefix="soak-"))
+    store, tokens = TokenStore(), {}
+    for scope in (Scope.READ, Scope.TRADE):
+        store, tokens[scope] = store.issue(f"soak-{scope.value}", frozenset({scope}))
+    store.save(root / "tokens.json")
+    symbols = ",".join(symbol_names(profile.symbols))
+    env = {
+        "SIM_CONTROL": "on",
+        "SIM_SYMBOLS": symbols,
+        "SIM_SEED": str(args.seed),
+        "SIM_WEIGHT_PER_MINUTE": "1000000",  # the auditors' own venue reads must not eat the provider's budget
+        "PROVIDER_TRADING": "on",
+        "PROVIDER_SYMBOLS": symbols,
+        "PROVIDER_STREAM_STALL_S": str(STALL_S),
+        "GATEWAY_TOKENS_FILE": str(root / "tokens.json"),
+    }
+    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
+    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
+    print(f"soak: profile {profile.name}, {args.duration:.0f} s, logs in {root}", file=sys.stderr)
+    system.start(timeout=60)
+    try:
+        figures, text = asyncio.run(Soak(system, profile, args.seed, args.duration, tokens).run(command))
+    finally:
+        codes = system.stop()
+    if any(code not in (0, None) for code in codes.values()):
+        text += f"\nUnclean exit codes at the end: {codes}\n"
+    print(text)
+    args.report.write_text(text)
+    violations = figures.violations()
+    if any(code not in (0, None) for code in codes.values()):
+        violations.append(f"unclean exit codes {codes}")
+    if violations:
+        print("soak: goals violated:\n  " + "\n  ".join(violations), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Book copies rebuilt from snapshot + diffs, and the auditor that compares them with the venue.
+
+`BookCopy` is the pure core both kinds of client keep (gRPC StreamDepth and the gateway's WS depth):
+it checks U == previous u + 1 and remembers the top levels at each update id it reached, so a copy
+can be compared with the simulator's own book (`GET /api/v3/depth`) at the same update id. A copy
+served as in sync that differs there is a divergence (the goal is none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+
+import aiohttp
+import grpc
+from binance.provider.v1 import market_data_pb2 as md
+from binance.provider.v1 import market_data_pb2_grpc as md_grpc
+
+Levels = tuple[tuple[Decimal, Decimal], ...]
+TOP = 20  # levels per side compared
+HISTORY = 3000  # update ids remembered per copy (a few minutes of 100 ms diffs)
+
+
+class Compared(Enum):
+    MATCH = "match"
+    DIVERGED = "diverged"
+    UNAVAILABLE = "unavailable"  # the copy never held that update id (void, or behind)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    fetched_at: float  # monotonic time the venue's book was requested
+    done_at: float
+    update_id: int
+    outcome: Compared
+
+
+class BookCopy:
+    """A client's copy of one book. `diff` returns False on a continuity break (the copy is then void)."""
+
+    def __init__(self, keep_history: bool) -> None:
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        self.last_id = 0
+        self.valid = False
+        self.keep_history = keep_history
+        self.history: dict[int, tuple[Levels, Levels]] = {}
+        self._order: deque[int] = deque()
+
+    def snapshot(self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]], last_id: int) -> None:
+        self.bids = {Decimal(p): Decimal(q) for p, q in bids}
+        self.asks = {Decimal(p): Decimal(q) for p, q in asks}
+        self.last_id = last_id
+        self.valid = True
+        self._remember()
+
+    def void(self) -> None:
+        self.valid = False
+
+    def diff(self, first: int, last: int, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]]) -> bool:
+        if not self.valid or first != self.last_id + 1:
+            self.valid = False
+            return False
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for price, qty in levels:
+                amount = Decimal(qty)
+                if amount == 0:
+                    side.pop(Decimal(price), None)
+                else:
+                    side[Decimal(price)] = amount
+        self.last_id = last
+        self._remember()
+        return True
+
+    def top(self) -> tuple[Levels, Levels]:
+        bids = tuple((p, self.bids[p]) for p in heapq.nlargest(TOP, self.bids))
+        asks = tuple((p, self.asks[p]) for p in heapq.nsmallest(TOP, self.asks))
+        return bids, asks
+
+    def _remember(self) -> None:
+        if not self.keep_history:
+            return
+        self.history[self.last_id] = self.top()
+        self._order.append(self.last_id)
+        while len(self._order) > HISTORY:
+            self.history.pop(self._order.popleft(), None)
+
+
+def venue_top(body: dict[str, object]) -> tuple[int, tuple[Levels, Levels]]:
+    """The simulator's /api/v3/depth answer as (lastUpdateId, top levels)."""
+    bids, asks, last = body["bids"], body["asks"], body["lastUpdateId"]
+    assert isinstance(bids, list) and isinstance(asks, list) and isinstance(last, int)
+    return last, (
+        tuple((Decimal(p), Decimal(q)) for p, q in bids[:TOP]),
+        tuple((Decimal(p), Decimal(q)) for p, q in asks[:TOP]),
+    )
+
+
+class VenueGate:
+    """Holds the auditors' venue reads while a REST fault is armed on /api/v3/depth: the fault is meant
+    for the provider's snapshot fetch, and an auditor's read would otherwise take it instead."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._reading = 0
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        await self._open.wait()
+        self._reading += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._reading -= 1
+            if self._reading == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def closed(self, timeout_s: float) -> AsyncIterator[None]:
+        self._open.clear()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            yield
+        finally:
+            self._open.set()
+
+
+class AuditedBook:
+    """A book copy plus a signal on progress, compared with the venue on request."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.book = BookCopy(keep_history=True)
+        self.progress = asyncio.Event()
+        self.voids: list[float] = []  # monotonic times the copy was declared void (or its stream broke)
+        self.comparisons: deque[Comparison] = deque(maxlen=20000)
+        self.continuity_breaks = 0  # diffs that did not follow, with no void before them
+
+    def mark_void(self) -> None:
+        self.book.void()
+        self.voids.append(time.monotonic())
+        self.progress.set()
+
+    async def compare(self, sim: aiohttp.ClientSession, gate: VenueGate, wait_s: float = 3.0) -> Comparison:
+        async with gate.read():
+            fetched_at = time.monotonic()
+            async with sim.get("/api/v3/depth", params={"symbol": self.symbol, "limit": str(TOP)}) as response:
+                response.raise_for_status()
+                body = await response.json()
+        target, want = venue_top(body)
+        deadline = time.monotonic() + wait_s
+        while target not in self.book.history and self.book.last_id < target and time.monotonic() < deadline:
+            self.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progress.wait(), max(0.0, deadline - time.monotonic()))
+        seen = self.book.history.get(target)
+        outcome = Compared.UNAVAILABLE if seen is None else Compared.MATCH if seen == want else Compared.DIVERGED
+        result = Comparison(fetched_at, time.monotonic(), target, outcome)
+        self.comparisons.append(result)
+        return result
+
+
+class GrpcAuditor(AuditedBook):
+    """StreamDepth over gRPC for one symbol, reopened after every break (the provider may be killed)."""
+
+    def __init__(self, symbol: str, provider_addr: str) -> None:
+        super().__init__(symbol)
+        self.addr = provider_addr
+        self.stream_breaks = 0
+        self.snapshots = 0
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                async with grpc.aio.insecure_channel(self.addr) as channel:
+                    stub = md_grpc.MarketDataStub(channel)
+                    async for message in stub.StreamDepth(md.StreamDepthRequest(symbol=self.symbol, limit=1000)):
+                        self._on(message)
+                        backoff = 0.2
+            except grpc.aio.AioRpcError:
+                pass
+            self.stream_breaks += 1
+            self.mark_void()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _on(self, message: md.StreamDepthResponse) -> None:
+        if message.HasField("snapshot"):
+            snap = message.snapshot
+            self.snapshots += 1
+            if snap.freshness.in_sync:
+                self.book.snapshot(
+                    ((lv.price, lv.quantity) for lv in snap.bids),
+                    ((lv.price, lv.quantity) for lv in snap.asks),
+                    snap.freshness.last_update_id,
+                )
+            else:
+                self.mark_void()
+        else:
+            diff = message.diff
+            was_valid = self.book.valid
+            ok = self.book.diff(
+                diff.first_update_id,
+                diff.last_update_id,
+                ((lv.price, lv.quantity) for lv in diff.bids),
+                ((lv.price, lv.quantity) for lv in diff.asks),
+            )
+            if not ok and was_valid:
+                self.continuity_breaks += 1
+        self.progress.set()
+
+
+async def audit_loop(audited: AuditedBook, sim: aiohttp.ClientSession, gate: VenueGate, interval_s: float) -> None:
+    """Compare one copy with the venue, again and again, until cancelled."""
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            await audited.compare(sim, gate)
+        await asyncio.sleep(interval_s)
