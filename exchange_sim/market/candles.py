@@ -62,7 +62,7 @@ def interval_close(interval: str, open_ms: int) -> int:
     return open_ms + INTERVAL_MS[interval] - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Candle:
     open_ms: int
     open: Decimal
@@ -123,11 +123,19 @@ class Candle:
 
 
 class CandleStore:
-    """1-second candles of one symbol, kept for `retention_ms` (default 25 h: enough for 24h tickers)."""
+    """Candles of one symbol, kept for `retention_ms` (default 25 h: enough for 24h tickers).
 
-    def __init__(self, retention_ms: int = 25 * HOUR) -> None:
+    The last `fine_ms` (20 minutes: room for a full 1,000-candle `1s` klines answer) are 1-second
+    candles; older ones are folded into 1-minute candles, so memory stays bounded (about 2,700
+    candles a symbol) however long the simulator runs. Windows older than that are precise to the
+    minute.
+    """
+
+    def __init__(self, retention_ms: int = 25 * HOUR, fine_ms: int = 20 * MINUTE) -> None:
         self._opens: list[int] = []
         self._candles: list[Candle] = []
+        self._fine = 0  # index of the first 1-second candle; those before it are 1-minute candles
+        self._fine_ms = fine_ms
         self._retention_ms = retention_ms
         self.last_price: Decimal | None = None
         self.last_qty: Decimal = Decimal(0)
@@ -168,18 +176,37 @@ class CandleStore:
                     trade_id,
                 )
             )
+            self._coarsen(second)
             self._expire(second)
         self.last_price, self.last_qty, self.last_trade_ms = price, qty, time_ms
 
+    def _coarsen(self, now_ms: int) -> None:
+        """Fold 1-second candles older than `fine_ms` into their minute's candle."""
+        opens, candles = self._opens, self._candles
+        cutoff = now_ms - self._fine_ms
+        while self._fine < len(opens) and opens[self._fine] < cutoff:
+            i = self._fine
+            minute = opens[i] // MINUTE * MINUTE
+            if i > 0 and opens[i - 1] == minute:  # the minute's candle exists: merge into it
+                candles[i - 1].merge(candles[i])
+                del opens[i]
+                del candles[i]
+            else:
+                opens[i], candles[i] = minute, candles[i].copy_at(minute)
+                self._fine += 1
+
     def _expire(self, now_ms: int) -> None:
         cut = bisect.bisect_left(self._opens, now_ms - self._retention_ms)
-        if cut > 1024:  # trim in chunks, not on every new second
+        if cut > 64:  # trim in chunks, not on every new second
             del self._opens[:cut]
             del self._candles[:cut]
+            self._fine = max(0, self._fine - cut)
 
     def klines(self, interval: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[Candle]:
         """Candles of `interval` in chronological order, Binance's start/end/limit semantics."""
         lo = 0 if start_ms is None else bisect.bisect_left(self._opens, interval_open(interval, start_ms))
+        if INTERVAL_MS.get(interval, MINUTE) < MINUTE:
+            lo = max(lo, self._fine)  # sub-minute klines only from the 1-second part
         hi = len(self._opens) if end_ms is None else bisect.bisect_right(self._opens, end_ms)
         out: list[Candle] = []
         for candle in self._candles[lo:hi]:

@@ -32,6 +32,9 @@ class SyntheticProfile:
     base_size: Decimal = Decimal("0.5")  # typical order size in base units
 
 
+RESTING_CAP_FACTOR = 4  # resting market-maker orders kept per symbol: this many times levels_per_side
+
+
 @dataclass
 class _SymbolFlow:
     spec: SymbolSpec
@@ -88,6 +91,12 @@ class SyntheticMarket:
             return  # would cross (the touch moved) or breaks a filter: skip, as a real maker would
         flow.resting.append(result.order_id)
         self._apply(result)
+        # Bounded book: past the cap the oldest order goes (it has drifted furthest from the price),
+        # so a long run cannot accumulate resting orders (and memory) without limit.
+        while len(flow.resting) > flow.profile.levels_per_side * RESTING_CAP_FACTOR:
+            stale = flow.resting.pop(0)
+            with contextlib.suppress(EngineError):  # already filled
+                self._apply(self._engine.cancel_order(MARKET_MAKER, flow.spec.symbol, order_id=stale, now_ms=now_ms))
 
     def step(self, now_ms: int, seconds: float) -> None:
         """Advance every symbol by `seconds` of simulated activity."""

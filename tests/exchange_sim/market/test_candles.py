@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from exchange_sim.market.candles import DAY, CandleStore, interval_close, interval_open
+from exchange_sim.market.candles import DAY, HOUR, MINUTE, CandleStore, interval_close, interval_open
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z, a Tuesday
 
@@ -79,3 +79,23 @@ def test_old_candles_expire() -> None:
     for i in range(3000):
         store.add_trade(i + 1, D(1), D(1), T0 + i * 60_000, False)
     assert store.klines("1s", None, None, 5000)[0].open_ms >= T0 + 3000 * 60_000 - 2 * DAY
+
+
+def test_old_seconds_fold_into_minutes_and_memory_stays_bounded() -> None:
+
+    store = CandleStore(retention_ms=3 * HOUR, fine_ms=10 * MINUTE)
+    t0 = 1_800_000_000_000 // HOUR * HOUR
+    for i in range(4 * 3600):  # four hours, one trade a second
+        store.add_trade(i + 1, D("100") + i % 7, D("1"), t0 + i * 1000, i % 2 == 0)
+    now = t0 + (4 * 3600 - 1) * 1000
+    # 10 minutes of seconds plus 3 hours of minutes (and up to 64 expired ones trimmed in chunks),
+    # not 14,400 candles
+    assert len(store._candles) <= 600 + 3 * 60 + 64 + 2
+    # nothing lost inside the retention: the last 2 hours hold 7,200 trades, to the minute
+    window = store.window(now - 2 * HOUR + 1, now)
+    assert window is not None and window.trades == 7200 and window.volume == 7200
+    # 1-minute klines over folded and fine parts alike; 1-second klines only where seconds are kept
+    minutes = store.klines("1m", now - 30 * MINUTE, now, 1000)
+    assert [c.trades for c in minutes[:-1]] == [60] * (len(minutes) - 1)
+    seconds = store.klines("1s", None, None, 100_000)
+    assert len(seconds) <= 601 and seconds[0].open_ms >= now - 10 * MINUTE
