@@ -327,7 +327,7 @@ class Soak:
             mcp=latencies(mcp, quiet_until, faults_until),
             notes=(
                 *self.notes,
-                "Orders go through the provider's gRPC Trading service: gateway_http has no order routes yet.",
+                "Orders go through the provider's gRPC Trading service, not gateway_http's order routes.",
                 "The provider was restarted (kill -9) once: its RSS at the end is the new process's.",
                 "Clock shifts are not injected (not shown to be recovered from).",
             ),
