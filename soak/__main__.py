@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +28,51 @@ from gateway_auth.tokens import Scope, TokenStore
 from launcher.processes import REPO_ROOT, free_port
 from launcher.system import Ports, System, build_system
 from soak.auditor import AuditedBook, Compared, GrpcAuditor, VenueGate, audit_loop
-from soak.clients import (
-    DepthClient,
+from soak.clients import DepthClient, Poller, SlowDepthClient, TickerClient, UserClient, mcp_poll, rest_poll
+from soak.faults import ORDER_FAULTS, USER_FAULTS, Fault, ScheduleConfig, SoakFault, build_schedule
+from soak.orders import (
+    GrpcRoute,
+    HttpRoute,
+    McpRoute,
     OrderLoop,
+    OrderRoute,
     Placed,
-    Poller,
-    TickerClient,
-    mcp_poll,
-    rest_poll,
+    SentOrder,
+    venue_balances,
     venue_orders,
 )
-from soak.faults import Fault, ScheduleConfig, SoakFault, build_schedule
 from soak.report import (
+    RECOVERY_LIMIT_S,
     CounterTotals,
     InjectedFault,
     Latencies,
+    RssSample,
     SoakFigures,
     parse_metrics,
     percentile,
     recovery_time,
     render,
 )
+from soak.user_audit import DoneOrder, balance_mismatches, checked, missed, stream_recovery
 
 STALL_S = 3.0  # the provider's stream watchdog in the soak (PROVIDER_STREAM_STALL_S)
 ORDER_SYMBOL = "BTCUSDT"
+USER_GRACE_S = 5.0  # after an order's cancel, for its last event to reach every /ws/user client
+FINAL_CHECK_S = 20.0  # at the end, for events and balances to settle before they are judged
+RSS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     symbols: int
-    ws_clients: int
+    ws_clients: int  # in all: 60 % depth (slow ones among them), 10 % user, the rest ticker and bookTicker
     slow_clients: int
     audited: int  # symbols audited over gRPC and through one WS depth client each
+
+    @property
+    def user_clients(self) -> int:
+        return self.ws_clients // 10
 
 
 PROFILES = {
@@ -89,8 +102,39 @@ def rss_kb(pid: int | None) -> int | None:
     return None
 
 
-def process_rss(system: System) -> dict[str, int | None]:
-    return {p.name: rss_kb(p.popen.pid if p.popen is not None and p.running else None) for p in system.processes}
+def process_rss(system: System) -> dict[str, tuple[int, int]]:
+    """process name -> (pid, VmRSS kB) of every running process."""
+    out = {}
+    for p in system.processes:
+        pid = p.popen.pid if p.popen is not None and p.running else None
+        kb = rss_kb(pid)
+        if pid is not None and kb is not None:
+            out[p.name] = (pid, kb)
+    return out
+
+
+def done_orders(sent: list[SentOrder], on_venue: list[dict[str, Any]]) -> list[DoneOrder]:
+    """Orders whose cancel was confirmed, with the execution reports the venue issued for them
+    (NEW, then CANCELED: they rest far from the market, so they never trade)."""
+    final = {o["clientOrderId"]: o["status"] for o in on_venue}
+    return [
+        DoneOrder(s.client_order_id, s.sent_at, s.settled_at, frozenset({"NEW", "CANCELED"}))
+        for s in sent
+        if s.settled_at is not None and final.get(s.client_order_id) == "CANCELED"
+    ]
+
+
+def bearer_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def order_recovery(fault: InjectedFault, sent: list[SentOrder]) -> float | None:
+    """Seconds from the fault until an order sent after it was confirmed; None if none within the limit."""
+    for order in sent:
+        if order.sent_at >= fault.at and order.placed_at is not None:
+            took = order.placed_at - fault.at
+            return took if took <= RECOVERY_LIMIT_S else None
+    return None
 
 
 def latencies(poller: Poller, quiet_until: float, faults_until: float) -> Latencies:
@@ -103,7 +147,8 @@ def latencies(poller: Poller, quiet_until: float, faults_until: float) -> Latenc
 class Soak:
     def __init__(self, system: System, profile: Profile, seed: int, duration_s: float, tokens: dict[Scope, str]):
         self.system, self.profile, self.seed, self.duration_s = system, profile, seed, duration_s
-        self.read_token = tokens[Scope.READ]
+        self.read_token, self.tokens = tokens[Scope.READ], tokens
+        self.rss: dict[str, list[RssSample]] = {}
         self.symbols = symbol_names(profile.symbols)
         self.audited_symbols = self.symbols[: profile.audited]
         self.totals = CounterTotals()
@@ -131,6 +176,16 @@ class Soak:
         while True:
             await self.scrape(http)
             await asyncio.sleep(0.5)
+
+    def sample_rss(self, started: float) -> None:
+        at = time.monotonic() - started
+        for name, (pid, kb) in process_rss(self.system).items():
+            self.rss.setdefault(name, []).append(RssSample(at, pid, kb))
+
+    async def rss_loop(self, started: float) -> None:
+        while True:
+            await asyncio.sleep(RSS_EVERY_S)
+            self.sample_rss(started)
 
     async def wait_in_sync(self, http: aiohttp.ClientSession, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -187,13 +242,13 @@ class Soak:
         profile = self.profile
         timeout = aiohttp.ClientTimeout(total=20)
         connector = aiohttp.TCPConnector(limit=0)
+        ports = self.system.ports
         async with (
             aiohttp.ClientSession(self.sim_url, timeout=timeout) as sim,
             aiohttp.ClientSession(self.http_url, timeout=timeout, connector=connector) as gateway,
             aiohttp.ClientSession(timeout=timeout) as plain,
         ):
             await self.wait_in_sync(plain, 120)
-            rss_start = process_rss(self.system)
             config = ScheduleConfig.for_duration(self.duration_s, STALL_S)
             schedule = build_schedule(self.seed, config, self.audited_symbols)
             if not schedule:
@@ -201,36 +256,47 @@ class Soak:
             grpc_books = [GrpcAuditor(s, self.provider_addr) for s in self.audited_symbols]
             ws_audited = [DepthClient(s, self.read_token, audited=True) for s in self.audited_symbols]
             depth = int(profile.ws_clients * 0.6)
-            others = depth - len(ws_audited)
-            ws_depth = ws_audited + [
-                DepthClient(
-                    self.symbols[i % len(self.symbols)],
-                    self.read_token,
-                    audited=False,
-                    slow_s=0.5 if i < profile.slow_clients else 0.0,
-                )
-                for i in range(others)
+            slow = [
+                SlowDepthClient(self.symbols[i % len(self.symbols)], self.read_token, pause_s=0.5)
+                for i in range(profile.slow_clients)
             ]
+            ws_depth: list[DepthClient] = ws_audited + [
+                DepthClient(self.symbols[i % len(self.symbols)], self.read_token, audited=False)
+                for i in range(depth - len(ws_audited) - len(slow))
+            ]
+            users = [UserClient(self.tokens[Scope.ACCOUNT]) for _ in range(profile.user_clients)]
             tickers = [
                 TickerClient("ticker" if i % 2 else "bookTicker", self.symbols[i % len(self.symbols)], self.read_token)
-                for i in range(profile.ws_clients - depth)
+                for i in range(profile.ws_clients - depth - len(users))
             ]
             rest = Poller("rest")
             mcp = Poller("mcp")
-            orders = OrderLoop(self.provider_addr, sim, ORDER_SYMBOL, f"soak{self.seed}x{int(time.time())}n")
+            mcp_url = f"http://127.0.0.1:{ports.mcp}/mcp"
+            errors: Counter[str] = Counter()
+            routes: list[OrderRoute] = [
+                HttpRoute(gateway, self.tokens[Scope.TRADE], errors),
+                McpRoute(plain, mcp_url, self.tokens[Scope.TRADE], errors),
+                GrpcRoute(self.provider_addr, errors),
+            ]
+            orders = OrderLoop(routes, sim, ORDER_SYMBOL, f"soak{self.seed}x{int(time.time())}n")
             started = time.monotonic()
+            self.sample_rss(started)
             for book in grpc_books:
                 self.spawn(book.run())
             for client in ws_depth:
                 self.spawn(client.run(gateway))
+            for slow_client in slow:
+                self.spawn(slow_client.run_slow("127.0.0.1", ports.http))
+            for user in users:
+                self.spawn(user.run(gateway))
             for ticker in tickers:
                 self.spawn(ticker.run(gateway))
             for audited_book in [*grpc_books, *ws_audited]:
                 self.spawn(audit_loop(audited_book, sim, self.gate, 0.3))
             self.spawn(rest_poll(rest, gateway, self.read_token, self.symbols, 0.1))
-            mcp_url = f"http://127.0.0.1:{self.system.ports.mcp}/mcp"
             self.spawn(mcp_poll(mcp, plain, mcp_url, self.read_token, self.symbols))
             self.spawn(self.scrape_loop(plain))
+            self.spawn(self.rss_loop(started))
             order_task = asyncio.create_task(orders.run(0.3))
             faults_task = asyncio.create_task(self.fault_runner(sim, schedule, started))
             try:
@@ -241,8 +307,15 @@ class Soak:
                 faults_task.cancel()
                 await asyncio.gather(order_task, faults_task, return_exceptions=True)
             await orders.clean_up(60)
+            venue = await venue_orders(sim, ORDER_SYMBOL, DEMO_API_KEY, DEMO_API_SECRET)
+            prefix = orders.prefix
+            ours = [o for o in venue if str(o.get("clientOrderId", "")).startswith(prefix)]
+            done = done_orders(orders.sent, ours)
+            user_missed, balances_off, open_off = await self.final_checks(
+                gateway, sim, users, done, ORDER_SYMBOL, prefix
+            )
             await self.scrape(plain)
-            rss_end = process_rss(self.system)
+            self.sample_rss(started)
             async with sim.get("/control/counters") as response:
                 counters = await response.json()
             for task in self.tasks:
@@ -250,7 +323,6 @@ class Soak:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             venue = await venue_orders(sim, ORDER_SYMBOL, DEMO_API_KEY, DEMO_API_SECRET)
 
-        prefix = orders.prefix
         ours = [o for o in venue if str(o.get("clientOrderId", "")).startswith(prefix)]
         seen = Counter(o["clientOrderId"] for o in ours)
         on_venue = {o["clientOrderId"]: o for o in ours}
@@ -267,12 +339,19 @@ class Soak:
         by_symbol_ws = {b.symbol: b for b in ws_audited}
         recoveries: list[tuple[str, float | None]] = []
         for fault in self.injected:
-            if fault.kind is SoakFault.ORDER_UNKNOWN:
-                continue  # not a book fault: its outcome is the order audit's
-            audited: AuditedBook = (
-                by_symbol_ws[fault.symbol] if fault.kind is SoakFault.GATEWAY_RESTART else by_symbol_grpc[fault.symbol]
-            )
-            recoveries.append((fault.kind.value, recovery_time(fault, audited.voids, audited.comparisons)))
+            if fault.kind in ORDER_FAULTS:
+                recoveries.append((fault.kind.value, order_recovery(fault, orders.sent)))
+            elif fault.kind in USER_FAULTS:
+                recoveries.append(
+                    (fault.kind.value, stream_recovery((u.view for u in users), fault.at, RECOVERY_LIMIT_S))
+                )
+            else:
+                audited: AuditedBook = (
+                    by_symbol_ws[fault.symbol]
+                    if fault.kind is SoakFault.GATEWAY_RESTART
+                    else by_symbol_grpc[fault.symbol]
+                )
+                recoveries.append((fault.kind.value, recovery_time(fault, audited.voids, audited.comparisons)))
 
         for copy in [*grpc_books, *ws_audited]:
             outcomes = Counter(c.outcome.value for c in copy.comparisons)
@@ -285,6 +364,7 @@ class Soak:
         def compared(books: list[GrpcAuditor] | list[DepthClient], outcome: Compared) -> int:
             return sum(1 for b in books for c in b.comparisons if c.outcome is outcome)
 
+        every_depth = [*ws_depth, *slow]
         injected = counters.get("injected", {})
         quiet_until = started + (schedule[0].at_s if schedule else self.duration_s)
         faults_until = started + self.duration_s
@@ -294,8 +374,8 @@ class Soak:
             seed=self.seed,
             duration_s=self.duration_s,
             symbols=len(self.symbols),
-            ws_clients=len(ws_depth) + len(tickers),
-            slow_clients=profile.slow_clients,
+            ws_clients=len(every_depth) + len(tickers) + len(users),
+            slow_clients=len(slow),
             injected={str(k): int(v) for k, v in injected.items()},
             scheduled=dict(Counter(f.kind.value for f in schedule)),
             resyncs=self.totals.total_of("provider_book_resyncs_total"),
@@ -309,30 +389,89 @@ class Soak:
             grpc_continuity_breaks=sum(b.continuity_breaks for b in grpc_books),
             ws_compared=compared(ws_audited, Compared.MATCH) + compared(ws_audited, Compared.DIVERGED),
             ws_diverged=compared(ws_audited, Compared.DIVERGED),
-            ws_notices=sum(c.notices for c in ws_depth),
-            ws_lagged=sum(c.lagged for c in ws_depth),
-            ws_reconnects=sum(max(0, c.connects - 1) for c in ws_depth) + sum(max(0, t.connects - 1) for t in tickers),
-            ws_clients_broken=sum(1 for c in ws_depth if c.continuity_breaks),
-            ws_diffs_while_void=sum(c.diffs_while_void for c in ws_depth),
+            ws_notices=sum(c.notices for c in every_depth),
+            ws_lagged=sum(c.lagged for c in every_depth),
+            ws_reconnects=sum(max(0, c.connects - 1) for c in every_depth)
+            + sum(max(0, t.connects - 1) for t in tickers),
+            ws_clients_broken=sum(1 for c in every_depth if c.continuity_breaks),
+            ws_diffs_while_void=sum(c.diffs_while_void for c in every_depth),
+            user_clients=len(users),
+            user_checked=sum(checked(u.view, done, USER_GRACE_S) for u in users),
+            user_missed=user_missed,
+            user_notices=sum(u.view.notices for u in users),
+            user_reconnects=sum(max(0, u.connects - 1) for u in users),
+            balance_mismatches=balances_off,
+            open_orders_mismatch=open_off,
+            slow_client_closes=dict(sum((c.closes for c in slow), Counter())),
             orders_sent=len(orders.sent),
+            orders_by_route=dict(Counter(s.route for s in orders.sent)),
             orders_confirmed=sum(1 for s in orders.sent if s.placed is Placed.CONFIRMED),
             orders_uncertain=sum(1 for s in orders.sent if s.placed is Placed.UNCERTAIN),
             orders_refused=sum(1 for s in orders.sent if s.placed is Placed.REFUSED),
             orders_duplicated=sum(1 for n in seen.values() if n > 1),
             orders_unresolved=len(still_open) + len(confirmed_missing),
-            order_errors=dict(orders.errors),
+            order_errors=dict(errors),
             recoveries=recoveries,
-            rss_kb={name: (rss_start.get(name), rss_end.get(name)) for name in rss_start},
+            rss=self.rss,
             rest=latencies(rest, quiet_until, faults_until),
             mcp=latencies(mcp, quiet_until, faults_until),
             notes=(
                 *self.notes,
-                "Orders go through the provider's gRPC Trading service, not gateway_http's order routes.",
+                "Orders go in turn through gateway_http (REST), gateway_mcp (preview, then confirm) and the "
+                "provider's gRPC Trading service.",
                 "The provider was restarted (kill -9) once: its RSS at the end is the new process's.",
-                "Clock shifts are not injected (not shown to be recovered from).",
             ),
         )
         return figures, render(figures)
+
+    async def final_checks(
+        self,
+        gateway: aiohttp.ClientSession,
+        sim: aiohttp.ClientSession,
+        users: list[UserClient],
+        done: list[DoneOrder],
+        symbol: str,
+        prefix: str,
+    ) -> tuple[list[str], list[str], list[str]]:
+        """User events missed, balances and open orders that differ from the venue's, each given up to
+        FINAL_CHECK_S to settle (events in flight, a reconciliation under way) before it is judged."""
+        account = bearer_headers(self.tokens[Scope.ACCOUNT])
+        deadline = time.monotonic() + FINAL_CHECK_S
+        while True:
+            venue_open = sorted(
+                o["clientOrderId"]
+                for o in await venue_orders(sim, symbol, DEMO_API_KEY, DEMO_API_SECRET)
+                if o["status"] in ("NEW", "PARTIALLY_FILLED") and str(o["clientOrderId"]).startswith(prefix)
+            )
+            venue_balance = await venue_balances(sim, DEMO_API_KEY, DEMO_API_SECRET)
+            user_missed = [
+                f"client {i}: {order_id} {execution}"
+                for i, u in enumerate(users)
+                for order_id, execution in missed(u.view, done, USER_GRACE_S)
+            ]
+            balances_off: list[str] = []
+            open_off: list[str] = []
+            try:
+                async with gateway.get("/api/v1/account", headers=account) as response:
+                    body = await response.json()
+                provider_balances = {
+                    b["asset"]: (Decimal(b["free"]), Decimal(b["locked"])) for b in body.get("balances", ())
+                }
+                balances_off += balance_mismatches("provider", provider_balances, venue_balance)
+                async with gateway.get("/api/v1/openOrders", params={"symbol": symbol}, headers=account) as response:
+                    provider_open = sorted(
+                        o["clientOrderId"] for o in await response.json() if str(o["clientOrderId"]).startswith(prefix)
+                    )
+                if provider_open != venue_open:
+                    open_off.append(f"provider {provider_open[:10]} vs venue {venue_open[:10]}")
+            except (aiohttp.ClientError, TimeoutError, KeyError, TypeError) as error:
+                balances_off.append(f"provider account not read: {error!r}")
+            for i, u in enumerate(users):
+                if u.view.trusting:
+                    balances_off += balance_mismatches(f"/ws/user client {i}", u.view.balances, venue_balance)
+            if not (user_missed or balances_off or open_off) or time.monotonic() > deadline:
+                return user_missed, balances_off, open_off
+            await asyncio.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or f"make soak DURATION={args.duration:.0f} SOAK_PROFILE={profile.name}"
     root = Path(tempfile.mkdtemp(prefix="soak-"))
     store, tokens = TokenStore(), {}
-    for scope in (Scope.READ, Scope.TRADE):
+    for scope in (Scope.READ, Scope.TRADE, Scope.ACCOUNT):
         store, tokens[scope] = store.issue(f"soak-{scope.value}", frozenset({scope}))
     store.save(root / "tokens.json")
     symbols = ",".join(symbol_names(profile.symbols))

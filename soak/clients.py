@@ -1,4 +1,4 @@
-"""The soak's load: WebSocket clients through gateway_http, REST and MCP pollers, and the order loop.
+"""The soak's load: WebSocket clients through gateway_http (depth, ticker, user) and REST and MCP pollers.
 
 Every client reconnects after a break (the gateway and the provider are restarted mid-run) and
 counts what it saw; none of them raises on a protocol violation, they count it for the report.
@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
+import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
-import grpc
 import orjson
-from binance.provider.v1 import common_pb2 as c
-from binance.provider.v1 import trading_pb2 as t
-from binance.provider.v1 import trading_pb2_grpc as t_grpc
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from soak.auditor import AuditedBook
+from soak.user_audit import UserView
 
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=30, ws_close=5)
 RECONNECT_MAX_S = 2.0
@@ -36,16 +31,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 class DepthClient(AuditedBook):
-    """A /ws/depth client: rebuilds the book, checks U == previous u + 1 and the resync protocol.
+    """A /ws/depth client: rebuilds the book, checks U == previous u + 1 and the resync protocol."""
 
-    A slow client sleeps after every frame, so the gateway's queue for it overflows and it must be
-    told {"type":"lagged"} and given a fresh snapshot."""
-
-    def __init__(self, symbol: str, token: str, *, audited: bool, slow_s: float = 0.0) -> None:
+    def __init__(self, symbol: str, token: str, *, audited: bool) -> None:
         super().__init__(symbol)
         self.book.keep_history = audited
         self.token = token
-        self.slow_s = slow_s
         self.frames = 0
         self.connects = 0
         self.notices = 0  # resync and lagged frames
@@ -68,8 +59,6 @@ class DepthClient(AuditedBook):
                     async for message in ws:
                         if message.type is aiohttp.WSMsgType.TEXT:
                             self.on(orjson.loads(message.data))
-                            if self.slow_s:
-                                await asyncio.sleep(self.slow_s)
             self.mark_void()  # the connection ended: the client knows its copy is void
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_MAX_S)
@@ -93,6 +82,79 @@ class DepthClient(AuditedBook):
             self.lagged += kind == "lagged"
             self.mark_void()
         self.progress.set()
+
+
+class SlowDepthClient(DepthClient):
+    """A depth client on a consumer that cannot keep up: it reads one frame every `pause_s` from a
+    socket with a tiny receive buffer, so its backlog is held by the gateway rather than absorbed by
+    loopback's large kernel buffers, and the gateway must tell it so (lagged, or a close) while it
+    never delays the other clients."""
+
+    RECEIVE_BUFFER = 4096
+
+    def __init__(self, symbol: str, token: str, *, pause_s: float) -> None:
+        super().__init__(symbol, token, audited=False)
+        self.pause_s = pause_s
+        self.closes: Counter[str] = Counter()  # how the gateway ended its connections, by close code
+
+    async def run_slow(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = 0.1
+        while True:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER)  # before connect: sets the window
+            sock.setblocking(False)
+            opened = False
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, (host, port)), 10)
+                async with ws_connect(
+                    f"ws://{host}:{port}/ws/depth/{self.symbol}?limit=100",
+                    sock=sock,
+                    additional_headers=bearer(self.token),
+                    compression=None,
+                    max_queue=1,  # read no further ahead than the application
+                    ping_interval=None,
+                    open_timeout=10,
+                ) as ws:
+                    self.connects += 1
+                    opened, backoff = True, 0.1
+                    async for data in ws:
+                        self.on(orjson.loads(data))
+                        await asyncio.sleep(self.pause_s)
+            except ConnectionClosed as closed:
+                self.closes[f"close {closed.rcvd.code}" if closed.rcvd else "closed without a close frame"] += 1
+            except (OSError, TimeoutError, InvalidHandshake) as error:
+                self.closes[f"{'dropped' if opened else 'connect failed'}: {type(error).__name__}"] += 1
+            finally:
+                sock.close()
+            self.mark_void()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+
+class UserClient:
+    """A /ws/user client (account scope): feeds what it sees into a `UserView` for the user audit."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.view = UserView()
+        self.connects = 0
+        self.frames = 0
+
+    async def run(self, http: aiohttp.ClientSession) -> None:
+        backoff = 0.1
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.ws_connect("/ws/user", headers=bearer(self.token), timeout=WS_TIMEOUT) as ws:
+                    self.connects += 1
+                    backoff = 0.1
+                    async for message in ws:
+                        if message.type is aiohttp.WSMsgType.TEXT:
+                            self.frames += 1
+                            self.view.on(orjson.loads(message.data), time.monotonic())
+            self.view.doubt(time.monotonic())  # the connection ended: events may be missing from here
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
 
 
 class TickerClient:
@@ -210,122 +272,3 @@ async def mcp_poll(poller: Poller, http: aiohttp.ClientSession, url: str, token:
         n += 1
         poller.record(started, ok)
         await asyncio.sleep(0.5)
-
-
-# --- orders -----------------------------------------------------------------------------------------
-
-
-class Placed(Enum):
-    CONFIRMED = "confirmed"  # the provider answered with the venue's order
-    UNCERTAIN = "uncertain"  # an error: the order may or may not be on the venue
-    REFUSED = "refused"  # a definite refusal (INVALID_ARGUMENT, FAILED_PRECONDITION, ...)
-
-
-@dataclass
-class SentOrder:
-    client_order_id: str
-    symbol: str
-    placed: Placed
-    cancelled: bool = False
-
-
-# Refusals that say the order was not placed.
-_DEFINITE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED}
-
-
-class OrderLoop:
-    """Places a small LIMIT BUY at half the bid (never fills) and cancels it, again and again, through
-    the provider's Trading service. Every order has a client order id of its own."""
-
-    def __init__(self, provider_addr: str, sim: aiohttp.ClientSession, symbol: str, prefix: str) -> None:
-        self.addr, self.sim, self.symbol, self.prefix = provider_addr, sim, symbol, prefix
-        self.sent: list[SentOrder] = []
-        self.errors: dict[str, int] = {}
-
-    async def _far_price(self) -> str:
-        async with self.sim.get("/api/v3/ticker/bookTicker", params={"symbol": self.symbol}) as response:
-            bid = Decimal((await response.json())["bidPrice"])
-        return str((bid / 2).quantize(Decimal("0.01")))
-
-    def _error(self, error: grpc.aio.AioRpcError) -> None:
-        name = error.code().name
-        self.errors[name] = self.errors.get(name, 0) + 1
-
-    async def run(self, pause: float) -> None:
-        while True:
-            async with grpc.aio.insecure_channel(self.addr) as channel:
-                stub = t_grpc.TradingStub(channel)
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    await self.cycle(stub, await self._far_price())
-            await asyncio.sleep(pause)
-
-    async def cycle(self, stub: t_grpc.TradingAsyncStub, price: str) -> None:
-        cid = f"{self.prefix}{len(self.sent)}"
-        spec = t.OrderSpec(
-            symbol=self.symbol,
-            side=c.SIDE_BUY,
-            type=c.ORDER_TYPE_LIMIT,
-            time_in_force=c.TIME_IN_FORCE_GTC,
-            quantity="0.001",
-            price=price,
-            client_order_id=cid,
-        )
-        order = SentOrder(cid, self.symbol, Placed.UNCERTAIN)
-        self.sent.append(order)
-        try:
-            await stub.PlaceOrder(t.PlaceOrderRequest(order=spec), timeout=15)
-            order.placed = Placed.CONFIRMED
-        except grpc.aio.AioRpcError as error:
-            self._error(error)
-            if error.code() in _DEFINITE:
-                order.placed = Placed.REFUSED
-                return
-        await self.cancel(stub, order)
-
-    async def cancel(self, stub: t_grpc.TradingAsyncStub, order: SentOrder) -> None:
-        try:
-            await stub.CancelOrder(
-                t.CancelOrderRequest(symbol=order.symbol, client_order_id=order.client_order_id), timeout=15
-            )
-            order.cancelled = True
-        except grpc.aio.AioRpcError as error:
-            self._error(error)
-
-    async def clean_up(self, deadline_s: float) -> None:
-        """Cancel every order whose cancel was not confirmed (a NOT_FOUND answer settles it too)."""
-        deadline = time.monotonic() + deadline_s
-        async with grpc.aio.insecure_channel(self.addr) as channel:
-            stub = t_grpc.TradingStub(channel)
-            for order in self.sent:
-                if order.cancelled or order.placed is Placed.REFUSED or time.monotonic() > deadline:
-                    continue
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await stub.CancelOrder(
-                        t.CancelOrderRequest(symbol=order.symbol, client_order_id=order.client_order_id), timeout=10
-                    )
-                    order.cancelled = True
-
-
-def signed_query(params: dict[str, str], secret: str) -> str:
-    query = urlencode(params)
-    signature = hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-    return f"{query}&signature={signature}"
-
-
-async def venue_orders(sim: aiohttp.ClientSession, symbol: str, api_key: str, secret: str) -> list[dict[str, Any]]:
-    """Every order of the demo account on `symbol`, from the simulator (GET /api/v3/allOrders, signed)."""
-    orders: list[dict[str, Any]] = []
-    from_id = 0
-    while True:
-        params = {"symbol": symbol, "limit": "1000", "timestamp": str(int(time.time() * 1000))}
-        if from_id:
-            params["orderId"] = str(from_id)
-        query = signed_query(params, secret)
-        async with sim.get(f"/api/v3/allOrders?{query}", headers={"X-MBX-APIKEY": api_key}) as response:
-            page = await response.json()
-            if response.status != 200:
-                raise RuntimeError(f"allOrders answered {response.status}: {page}")
-        orders += page
-        if len(page) < 1000:
-            return orders
-        from_id = max(o["orderId"] for o in page) + 1

@@ -84,6 +84,37 @@ def recovery_time(fault: InjectedFault, voids: Sequence[float], comparisons: Ite
 
 
 @dataclass(frozen=True)
+class RssSample:
+    at_s: float  # seconds since the load started
+    pid: int
+    kb: int
+
+
+@dataclass(frozen=True)
+class RssTrend:
+    start_kb: int
+    peak_kb: int
+    end_kb: int
+    slope_kb_per_min: float | None  # least squares over the second half of the run, last process only
+
+
+def rss_trend(samples: Sequence[RssSample]) -> RssTrend | None:
+    """Start, peak and end, and the growth rate over the second half of the run of the process that
+    was running at the end (a restarted process starts again from its own baseline)."""
+    if not samples:
+        return None
+    last = samples[-1]
+    tail = [s for s in samples if s.pid == last.pid and s.at_s >= last.at_s / 2]
+    slope = None
+    if len(tail) >= 3 and tail[-1].at_s - tail[0].at_s >= 30:
+        mean_t = sum(s.at_s for s in tail) / len(tail)
+        mean_kb = sum(s.kb for s in tail) / len(tail)
+        spread = sum((s.at_s - mean_t) ** 2 for s in tail)
+        slope = sum((s.at_s - mean_t) * (s.kb - mean_kb) for s in tail) / spread * 60
+    return RssTrend(samples[0].kb, max(s.kb for s in samples), last.kb, slope)
+
+
+@dataclass(frozen=True)
 class Latencies:
     quiet_p99_s: float | None
     faults_p99_s: float | None
@@ -119,7 +150,16 @@ class SoakFigures:
     ws_reconnects: int
     ws_clients_broken: int  # saw a continuity break with no resync notice
     ws_diffs_while_void: int
+    user_clients: int
+    user_checked: int  # (order, client) pairs whose events a trusting client had to see
+    user_missed: Sequence[str]  # events a trusting client never saw, with no notice
+    user_notices: int  # "disconnected"/"lagged" status frames seen by /ws/user clients
+    user_reconnects: int
+    balance_mismatches: Sequence[str]  # provider or /ws/user balances that differ from the venue's at the end
+    open_orders_mismatch: Sequence[str]  # the provider's open orders vs the venue's at the end
+    slow_client_closes: Mapping[str, int]  # how the gateway ended the slow clients' connections
     orders_sent: int
+    orders_by_route: Mapping[str, int]
     orders_confirmed: int
     orders_uncertain: int
     orders_refused: int
@@ -127,7 +167,7 @@ class SoakFigures:
     orders_unresolved: int
     order_errors: Mapping[str, int]
     recoveries: Sequence[tuple[str, float | None]]  # (SoakFault value, seconds or None)
-    rss_kb: Mapping[str, tuple[int | None, int | None]]  # process -> (start, end)
+    rss: Mapping[str, Sequence[RssSample]]  # process -> samples through the run
     rest: Latencies
     mcp: Latencies
     notes: Sequence[str] = field(default_factory=tuple)
@@ -148,6 +188,9 @@ class SoakFigures:
             (self.ws_clients_broken, "WS clients that saw a continuity break without a resync notice"),
             (self.orders_duplicated, "orders placed twice (same client order id on the venue)"),
             (self.orders_unresolved, "orders unresolved at the end"),
+            (len(self.user_missed), "user events missed by a /ws/user client without a notice"),
+            (len(self.balance_mismatches), "balances that differ from the venue's at the end"),
+            (len(self.open_orders_mismatch), "open orders of the provider that differ from the venue's"),
             (self.excess_bans, "418 bans caused by the provider"),
             (self.unrecovered, f"faults not recovered from within {RECOVERY_LIMIT_S:.0f} s"),
         ]
@@ -156,6 +199,8 @@ class SoakFigures:
             out.append("no audit comparison made: the run proved nothing")
         if self.orders_confirmed == 0:
             out.append("no order was placed")
+        if self.user_clients and self.user_checked == 0:
+            out.append("no user event was checked: the user audit proved nothing")
         return out
 
 
@@ -194,7 +239,9 @@ def render(f: SoakFigures) -> str:
         f"reconnects, {f.watchdog_trips:.0f} watchdog trips; 418 answers {f.provider_bans:.0f} "
         f"(injected {f.injected_bans}, caused by the provider {f.excess_bans}).",
         "",
-        f"Fault to recovery (audited book back in sync and matching the venue): p50 "
+        "Fault to recovery (book faults: the audited book back in sync and matching the venue; "
+        "order_unknown and clock_shift: the next order confirmed; user_terminate: a /ws/user client "
+        f"trusting its stream again): p50 "
         f"{_s(percentile(times, 50))}, p99 {_s(percentile(times, 99))}, max {_s(max(times, default=None))}; "
         f"{f.unrecovered} of {len(f.recoveries)} not recovered.",
         "",
@@ -211,17 +258,36 @@ def render(f: SoakFigures) -> str:
         f"resync/lagged notices ({f.ws_lagged} lagged), {f.ws_reconnects} reconnects, "
         f"{f.ws_diffs_while_void} diffs received while void.",
         "",
+        f"- Slow depth clients (tiny receive buffer, one frame read per 0.5 s): {f.ws_lagged} lagged notices; "
+        "connections ended by the gateway, by close code: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(f.slow_client_closes.items())) or "none")
+        + ".",
+        f"- /ws/user: {f.user_clients} clients, {f.user_checked} (order, client) pairs checked, "
+        f"{len(f.user_missed)} events missed without a notice; {f.user_notices} disconnected/lagged notices, "
+        f"{f.user_reconnects} reconnects.",
+        *(f"  - missed: {m}" for m in f.user_missed[:20]),
+        f"- Balances at the end (provider via gateway_http, and every trusting /ws/user client, vs the venue): "
+        f"{len(f.balance_mismatches)} mismatches.",
+        *(f"  - {m}" for m in f.balance_mismatches[:20]),
+        f"- Open orders at the end (provider vs venue): {len(f.open_orders_mismatch)} mismatches.",
+        *(f"  - {m}" for m in f.open_orders_mismatch[:20]),
+        "",
         "## Orders",
         "",
-        f"Sent {f.orders_sent} (confirmed {f.orders_confirmed}, outcome unknown at first {f.orders_uncertain}, "
+        f"Sent {f.orders_sent} ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(f.orders_by_route.items()))
+        + f"; confirmed {f.orders_confirmed}, outcome unknown at first {f.orders_uncertain}, "
         f"refused {f.orders_refused}); duplicated {f.orders_duplicated}; unresolved {f.orders_unresolved}. "
         "Errors: " + (", ".join(f"{k} {v}" for k, v in sorted(f.order_errors.items())) or "none") + ".",
         "",
         "## Resident memory (VmRSS)",
         "",
-        "| process | start | end |",
-        "|---|---|---|",
-        *(f"| {name} | {_kb(start)} | {_kb(end)} |" for name, (start, end) in sorted(f.rss_kb.items())),
+        "Sampled every 5 s. Growth: least-squares slope over the second half of the run, of the process "
+        "running at the end (the provider and gateway_http are restarted mid-run).",
+        "",
+        "| process | start | peak | end | growth, second half |",
+        "|---|---|---|---|---|",
+        *(_rss_row(name, rss_trend(samples)) for name, samples in sorted(f.rss.items())),
         "",
         "## Latency (p99)",
         "",
@@ -235,6 +301,13 @@ def render(f: SoakFigures) -> str:
     if f.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in f.notes)]
     return "\n".join(lines) + "\n"
+
+
+def _rss_row(name: str, trend: RssTrend | None) -> str:
+    if trend is None:
+        return f"| {name} | n/a | n/a | n/a | n/a |"
+    slope = "n/a" if trend.slope_kb_per_min is None else f"{trend.slope_kb_per_min / 1024:+.2f} MiB/min"
+    return f"| {name} | {_kb(trend.start_kb)} | {_kb(trend.peak_kb)} | {_kb(trend.end_kb)} | {slope} |"
 
 
 def _kb(value: int | None) -> str:
