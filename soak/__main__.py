@@ -60,6 +60,11 @@ ORDER_SYMBOL = "BTCUSDT"
 USER_GRACE_S = 5.0  # after an order's cancel, for its last event to reach every /ws/user client
 FINAL_CHECK_S = 20.0  # at the end, for events and balances to settle before they are judged
 RSS_EVERY_S = 5.0
+# Real Binance data beside the synthetic market: the recorded ETHUSDT session (346 s) is replayed in
+# place of ETHUSDT's synthetic flow, paced to last the whole run.
+RECORDED_ETHUSDT = REPO_ROOT.parent / "shared" / "data" / "binance-recorded" / "hftbacktest_spot_ethusdt_20240808.gz"
+RECORDED_SECONDS = 346.0
+STARTUP_ALLOWANCE_S = 120.0  # the replay starts when the provider subscribes, before the load does
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Profile:
 
 PROFILES = {
     "ci": Profile("ci", symbols=50, ws_clients=100, slow_clients=3, audited=5),
-    "full": Profile("full", symbols=200, ws_clients=1000, slow_clients=10, audited=10),
+    "full": Profile("full", symbols=201, ws_clients=1000, slow_clients=10, audited=10),
 }
 
 
@@ -484,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile or ("ci" if args.duration <= 300 else "full")]
     command = args.command or f"make soak DURATION={args.duration:.0f} SOAK_PROFILE={profile.name}"
+    if not RECORDED_ETHUSDT.is_file():
+        raise SystemExit(f"recorded data not found: {RECORDED_ETHUSDT}")
     root = Path(tempfile.mkdtemp(prefix="soak-"))
     store, tokens = TokenStore(), {}
     for scope in (Scope.READ, Scope.TRADE, Scope.ACCOUNT):
@@ -494,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         "SIM_CONTROL": "on",
         "SIM_SYMBOLS": symbols,
         "SIM_SEED": str(args.seed),
+        "SIM_REPLAY": str(RECORDED_ETHUSDT),
+        "SIM_REPLAY_SPEED": f"{min(1.0, RECORDED_SECONDS / (args.duration + STARTUP_ALLOWANCE_S)):.3f}",
         "SIM_WEIGHT_PER_MINUTE": "1000000",  # the auditors' own venue reads must not eat the provider's budget
         "PROVIDER_TRADING": "on",
         "PROVIDER_SYMBOLS": symbols,

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from soak.auditor import AuditedBook
 from soak.user_audit import UserView
@@ -123,6 +123,8 @@ class SlowDepthClient(DepthClient):
                         await asyncio.sleep(self.pause_s)
             except ConnectionClosed as closed:
                 self.closes[f"close {closed.rcvd.code}" if closed.rcvd else "closed without a close frame"] += 1
+            except InvalidStatus as refused:
+                self.closes[f"refused: HTTP {refused.response.status_code}"] += 1
             except (OSError, TimeoutError, InvalidHandshake) as error:
                 self.closes[f"{'dropped' if opened else 'connect failed'}: {type(error).__name__}"] += 1
             finally:
