@@ -1,7 +1,8 @@
-"""Account value types: balances, orders as the user data stream reports them, and stream events.
+"""Account value types: balances, user data stream events and account REST answers.
 
 Money is kept as the exchange's decimal strings; enums keep unknown wire values as ``UNKNOWN``
-rather than failing, so a new exchange value never breaks the stream.
+rather than failing, so a new exchange value never breaks the stream. An order, whether from an
+``executionReport`` or a REST answer, is the trading model's `Order` (one type, one meaning).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import TypeAlias
+
+from provider.trading.model import Order
 
 __all__ = [
     "AccountInfo",
@@ -18,30 +21,10 @@ __all__ = [
     "ExecutionReport",
     "ExecutionType",
     "MyTrade",
-    "OpenOrder",
-    "OrderStatus",
     "StreamState",
     "StreamStatus",
     "UserEvent",
 ]
-
-
-class OrderStatus(StrEnum):
-    NEW = "NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
-    PENDING_NEW = "PENDING_NEW"
-    PENDING_CANCEL = "PENDING_CANCEL"
-    UNKNOWN = "UNKNOWN"
-
-    @property
-    def is_open(self) -> bool:
-        """Still on the book (or about to be): the states `openOrders` lists."""
-        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_NEW)
 
 
 class ExecutionType(StrEnum):
@@ -78,40 +61,10 @@ def _is_zero(text: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenOrder:
-    """An order's state; from an ``executionReport`` or a REST order object (same meaning).
-
-    Enum-valued fields keep the exchange's text (``side``, ``type``, ``time_in_force``,
-    ``self_trade_prevention_mode``); the converters map them to proto enums.
-    """
-
-    symbol: str
-    order_id: int
-    client_order_id: str
-    side: str
-    type: str
-    time_in_force: str
-    status: OrderStatus
-    price: str
-    stop_price: str
-    original_quantity: str
-    executed_quantity: str
-    cumulative_quote_quantity: str
-    original_quote_order_quantity: str
-    iceberg_quantity: str
-    time_ms: int
-    update_time_ms: int
-    working_time_ms: int
-    is_working: bool
-    self_trade_prevention_mode: str
-    expiry_reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class ExecutionReport:
     """One ``executionReport`` event: the order after the event plus what this event did."""
 
-    order: OpenOrder
+    order: Order
     execution_type: ExecutionType
     reject_reason: str
     last_executed_quantity: str

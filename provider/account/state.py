@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from provider.account.model import AccountPositionEvent, Balance, BalanceDeltaEvent, ExecutionReport, OpenOrder
+from provider.account.model import AccountPositionEvent, Balance, BalanceDeltaEvent, ExecutionReport
+from provider.trading.model import Order
 
 __all__ = ["AccountState", "OrderKey"]
 
@@ -26,7 +27,7 @@ class AccountState:
     def __init__(self) -> None:
         self._balances: dict[str, Balance] = {}
         self._balance_times: dict[str, int] = {}
-        self._orders: dict[OrderKey, OpenOrder] = {}
+        self._orders: dict[OrderKey, Order] = {}
         self._order_times: dict[OrderKey, int] = {}
         self._as_of_ms = 0
         self._reconciled = False
@@ -50,19 +51,19 @@ class AccountState:
     def balance(self, asset: str) -> Balance | None:
         return self._balances.get(asset)
 
-    def open_orders(self, symbol: str | None = None) -> tuple[OpenOrder, ...]:
+    def open_orders(self, symbol: str | None = None) -> tuple[Order, ...]:
         orders = sorted(self._orders.values(), key=lambda o: (o.symbol, o.order_id))
         return tuple(o for o in orders if symbol is None or o.symbol == symbol)
 
     # ---------------------------------------------------------------- writes
 
     def reconcile(
-        self, balances: Iterable[Balance], open_orders: Iterable[OpenOrder], *, update_time_ms: int, now_ms: int
+        self, balances: Iterable[Balance], open_orders: Iterable[Order], *, update_time_ms: int, now_ms: int
     ) -> None:
         """Replace the view with a REST snapshot (``account`` + ``openOrders``)."""
         self._balances = {b.asset: b for b in balances}
         self._balance_times = dict.fromkeys(self._balances, update_time_ms)
-        self._orders = {(o.symbol, o.order_id): o for o in open_orders if o.status.is_open}
+        self._orders = {(o.symbol, o.order_id): o for o in open_orders if o.is_open}
         self._order_times = {key: o.update_time_ms for key, o in self._orders.items()}
         self._as_of_ms = now_ms
         self._reconciled = True
@@ -82,7 +83,7 @@ class AccountState:
         known = self._order_times.get(key)
         if known is not None and report.transaction_time_ms < known:
             return False
-        if order.status.is_open:
+        if order.is_open:
             self._orders[key] = order
             self._order_times[key] = report.transaction_time_ms
         else:

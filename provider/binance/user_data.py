@@ -31,7 +31,6 @@ from provider.account.model import (
     BalanceDeltaEvent,
     ExecutionReport,
     MyTrade,
-    OpenOrder,
     StreamState,
     StreamStatus,
     UserEvent,
@@ -44,6 +43,7 @@ from provider.binance.signing import KeyType, Signer
 from provider.binance.stream_plan import Backoff
 from provider.binance.wire import ApiPath, Weight, WireFormatError
 from provider.errors import ProviderError
+from provider.trading.model import Order
 
 __all__ = [
     "Subscription",
@@ -78,10 +78,10 @@ async def fetch_account(rest: RestClient) -> AccountInfo:
     return wire.parse_account(body)
 
 
-async def fetch_open_orders(rest: RestClient, symbol: str | None = None) -> list[OpenOrder]:
+async def fetch_open_orders(rest: RestClient, symbol: str | None = None) -> list[Order]:
     params = {"symbol": symbol} if symbol else {}
     weight = Weight.OPEN_ORDERS_SYMBOL if symbol else Weight.OPEN_ORDERS_ALL
-    return wire.parse_orders(await rest.signed("GET", ApiPath.OPEN_ORDERS, params, weight=weight))
+    return wire.parse_trading_orders(await rest.signed("GET", ApiPath.OPEN_ORDERS, params, weight=weight))
 
 
 async def fetch_my_trades(
@@ -353,4 +353,4 @@ class UserDataClient:
 
 
 _StateEvent = ExecutionReport | AccountPositionEvent | BalanceDeltaEvent
-_Snapshot = tuple[AccountInfo, list[OpenOrder]]
+_Snapshot = tuple[AccountInfo, list[Order]]

@@ -15,7 +15,7 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from provider.account.model import AccountInfo, Balance, MyTrade, OpenOrder, OrderStatus
+from provider.account.model import AccountInfo, Balance, MyTrade
 from provider.binance.signing import ParamValue
 from provider.marketdata.model import (
     AggTrade,
@@ -663,43 +663,6 @@ def _rest_balance(value: object) -> Balance:
     return Balance(_str(obj, "asset"), _dec(obj, "free"), _dec(obj, "locked"))
 
 
-def _opt_dec(obj: Mapping[str, Any], key: str) -> str:
-    return _dec(obj, key) if obj.get(key) is not None else "0"
-
-
-def parse_order(value: object) -> OpenOrder:
-    """A REST order object (§6.4) → `OpenOrder`."""
-    obj = _obj(value, "order")
-    stp, expiry = obj.get("selfTradePreventionMode"), obj.get("expiryReason")
-    return OpenOrder(
-        symbol=_str(obj, "symbol"),
-        order_id=_int(obj, "orderId"),
-        client_order_id=_str(obj, "clientOrderId"),
-        side=_str(obj, "side"),
-        type=_str(obj, "type"),
-        time_in_force=_str(obj, "timeInForce"),
-        status=_enum(OrderStatus, _get(obj, "status"), OrderStatus.UNKNOWN),
-        price=_dec(obj, "price"),
-        stop_price=_opt_dec(obj, "stopPrice"),
-        original_quantity=_dec(obj, "origQty"),
-        executed_quantity=_dec(obj, "executedQty"),
-        cumulative_quote_quantity=_dec(obj, "cummulativeQuoteQty"),
-        original_quote_order_quantity=_opt_dec(obj, "origQuoteOrderQty"),
-        iceberg_quantity=_opt_dec(obj, "icebergQty"),
-        time_ms=_int(obj, "time"),
-        update_time_ms=_int(obj, "updateTime"),
-        working_time_ms=_int(obj, "workingTime") if obj.get("workingTime") is not None else 0,
-        is_working=_bool(obj, "isWorking", False),
-        self_trade_prevention_mode=stp if isinstance(stp, str) else "",
-        expiry_reason=expiry if isinstance(expiry, str) else "",
-    )
-
-
-def parse_orders(body: object) -> list[OpenOrder]:
-    """``GET /api/v3/openOrders`` / ``allOrders`` → list of `OpenOrder`."""
-    return _each(body, "orders", parse_order)
-
-
 def _my_trade(value: object) -> MyTrade:
     obj = _obj(value, "trade")
     return MyTrade(
@@ -784,18 +747,23 @@ def _opt_int(obj: Mapping[str, Any], key: str) -> int:
     return 0 if obj.get(key) is None else _int(obj, key)
 
 
-def _opt_enum(enum: type[E], obj: Mapping[str, Any], key: str) -> E | None:
-    value = obj.get(key)
-    if value is None:
-        return None
+def _member(enum: type[E], value: object) -> E | None:
+    """None for a value this build does not know: the proto says UNSPECIFIED for it."""
     try:
         return enum(value)
     except ValueError:
         return None
 
 
+def _opt_enum(enum: type[E], obj: Mapping[str, Any], key: str) -> E | None:
+    value = obj.get(key)
+    return None if value is None else _member(enum, value)
+
+
 def parse_trading_order(value: object) -> tm.Order:
-    """Any REST order answer (§6.3/§6.4): placement (ACK/RESULT/FULL), cancel, or query.
+    """Any REST order answer (§6.3/§6.4): placement (ACK/RESULT/FULL), cancel, query, or an
+    element of ``openOrders``/``allOrders`` — the one reader of a REST order, for trading and
+    the account view alike.
 
     A cancel answer's ``clientOrderId`` is the cancel request's own id; the order's is
     ``origClientOrderId``. Placement answers carry ``transactTime`` instead of ``time``.

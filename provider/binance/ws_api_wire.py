@@ -21,11 +21,10 @@ from provider.account.model import (
     BalanceDeltaEvent,
     ExecutionReport,
     ExecutionType,
-    OpenOrder,
-    OrderStatus,
 )
 from provider.binance.signing import ParamValue, Signer, sign_ws_params
-from provider.binance.wire import WireFormatError, _bool, _dec, _each, _enum, _get, _int, _obj, _str
+from provider.binance.wire import WireFormatError, _bool, _dec, _each, _enum, _get, _int, _member, _obj, _opt_enum, _str
+from provider.trading import model as tm
 
 __all__ = [
     "EventStreamTerminated",
@@ -182,26 +181,26 @@ def _opt_dec(obj: Mapping[str, Any], key: str, default: str = "0") -> str:
 
 def _execution_report(ev: Mapping[str, Any]) -> ExecutionReport:
     working = _bool(ev, "w", False)
-    order = OpenOrder(
+    order = tm.Order(
         symbol=_str(ev, "s"),
         order_id=_int(ev, "i"),
         client_order_id=_str(ev, "c"),
-        side=_str(ev, "S"),
-        type=_str(ev, "o"),
-        time_in_force=_str(ev, "f"),
-        status=_enum(OrderStatus, _get(ev, "X"), OrderStatus.UNKNOWN),
+        side=_member(tm.Side, _str(ev, "S")),
+        type=_member(tm.OrderType, _str(ev, "o")),
+        time_in_force=_member(tm.TimeInForce, _str(ev, "f")),
+        status=_enum(tm.OrderStatus, _get(ev, "X"), tm.OrderStatus.UNKNOWN),
         price=_dec(ev, "p"),
         stop_price=_opt_dec(ev, "P"),
-        original_quantity=_dec(ev, "q"),
-        executed_quantity=_dec(ev, "z"),
-        cumulative_quote_quantity=_dec(ev, "Z"),
-        original_quote_order_quantity=_opt_dec(ev, "Q"),
-        iceberg_quantity=_opt_dec(ev, "F"),
+        orig_qty=_dec(ev, "q"),
+        executed_qty=_dec(ev, "z"),
+        cumulative_quote_qty=_dec(ev, "Z"),
+        orig_quote_order_qty=_opt_dec(ev, "Q"),
+        iceberg_qty=_opt_dec(ev, "F"),
         time_ms=_int(ev, "O"),
         update_time_ms=_int(ev, "T"),
         working_time_ms=_int(ev, "W") if ev.get("W") is not None else 0,
         is_working=working,
-        self_trade_prevention_mode=ev["V"] if isinstance(ev.get("V"), str) else "",
+        stp_mode=_opt_enum(tm.SelfTradePreventionMode, ev, "V"),
         expiry_reason=ev["eR"] if isinstance(ev.get("eR"), str) else "",
     )
     commission_asset = ev.get("N")

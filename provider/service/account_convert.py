@@ -1,7 +1,7 @@
 """Account value types → account.proto / trading.proto messages.
 
-Enum tables for order fields live here (trading_convert.py did not exist when this was written).
-Unknown exchange values map to ``*_UNSPECIFIED`` (0).
+An order inside an update is converted by `trading_convert.order_to_pb`, which holds the order
+enum tables; the tables here are the account's own. Unknown values map to ``*_UNSPECIFIED`` (0).
 """
 
 from __future__ import annotations
@@ -20,44 +20,12 @@ from provider.account.model import (
     ExecutionReport,
     ExecutionType,
     MyTrade,
-    OpenOrder,
-    OrderStatus,
     StreamState,
     StreamStatus,
     UserEvent,
 )
+from provider.service.trading_convert import order_to_pb
 
-SIDES: Final = {"BUY": c.SIDE_BUY, "SELL": c.SIDE_SELL}
-ORDER_TYPES: Final = {
-    "LIMIT": c.ORDER_TYPE_LIMIT,
-    "MARKET": c.ORDER_TYPE_MARKET,
-    "LIMIT_MAKER": c.ORDER_TYPE_LIMIT_MAKER,
-    "STOP_LOSS": c.ORDER_TYPE_STOP_LOSS,
-    "STOP_LOSS_LIMIT": c.ORDER_TYPE_STOP_LOSS_LIMIT,
-    "TAKE_PROFIT": c.ORDER_TYPE_TAKE_PROFIT,
-    "TAKE_PROFIT_LIMIT": c.ORDER_TYPE_TAKE_PROFIT_LIMIT,
-}
-TIME_IN_FORCE: Final = {"GTC": c.TIME_IN_FORCE_GTC, "IOC": c.TIME_IN_FORCE_IOC, "FOK": c.TIME_IN_FORCE_FOK}
-STP_MODES: Final = {
-    "NONE": c.SELF_TRADE_PREVENTION_MODE_NONE,
-    "EXPIRE_TAKER": c.SELF_TRADE_PREVENTION_MODE_EXPIRE_TAKER,
-    "EXPIRE_MAKER": c.SELF_TRADE_PREVENTION_MODE_EXPIRE_MAKER,
-    "EXPIRE_BOTH": c.SELF_TRADE_PREVENTION_MODE_EXPIRE_BOTH,
-    "DECREMENT": c.SELF_TRADE_PREVENTION_MODE_DECREMENT,
-    "TRANSFER": c.SELF_TRADE_PREVENTION_MODE_TRANSFER,
-}
-ORDER_STATUSES: Final = {
-    OrderStatus.NEW: c.ORDER_STATUS_NEW,
-    OrderStatus.PARTIALLY_FILLED: c.ORDER_STATUS_PARTIALLY_FILLED,
-    OrderStatus.FILLED: c.ORDER_STATUS_FILLED,
-    OrderStatus.CANCELED: c.ORDER_STATUS_CANCELED,
-    OrderStatus.REJECTED: c.ORDER_STATUS_REJECTED,
-    OrderStatus.EXPIRED: c.ORDER_STATUS_EXPIRED,
-    OrderStatus.EXPIRED_IN_MATCH: c.ORDER_STATUS_EXPIRED_IN_MATCH,
-    OrderStatus.PENDING_NEW: c.ORDER_STATUS_PENDING_NEW,
-    OrderStatus.PENDING_CANCEL: c.ORDER_STATUS_PENDING_CANCEL,
-    OrderStatus.UNKNOWN: c.ORDER_STATUS_UNKNOWN,
-}
 EXECUTION_TYPES: Final = {
     ExecutionType.NEW: c.EXECUTION_TYPE_NEW,
     ExecutionType.CANCELED: c.EXECUTION_TYPE_CANCELED,
@@ -79,36 +47,9 @@ def balance_pb(balance: Balance) -> a.Balance:
     return a.Balance(asset=balance.asset, free=balance.free, locked=balance.locked)
 
 
-def order_pb(order: OpenOrder) -> t.Order:
-    return t.Order(
-        symbol=order.symbol,
-        order_id=order.order_id,
-        client_order_id=order.client_order_id,
-        side=SIDES.get(order.side, c.SIDE_UNSPECIFIED),
-        type=ORDER_TYPES.get(order.type, c.ORDER_TYPE_UNSPECIFIED),
-        time_in_force=TIME_IN_FORCE.get(order.time_in_force, c.TIME_IN_FORCE_UNSPECIFIED),
-        status=ORDER_STATUSES.get(order.status, c.ORDER_STATUS_UNSPECIFIED),
-        price=order.price,
-        stop_price=order.stop_price,
-        original_quantity=order.original_quantity,
-        executed_quantity=order.executed_quantity,
-        cumulative_quote_quantity=order.cumulative_quote_quantity,
-        original_quote_order_quantity=order.original_quote_order_quantity,
-        iceberg_quantity=order.iceberg_quantity,
-        time_ms=order.time_ms,
-        update_time_ms=order.update_time_ms,
-        working_time_ms=order.working_time_ms,
-        is_working=order.is_working,
-        self_trade_prevention_mode=STP_MODES.get(
-            order.self_trade_prevention_mode, c.SELF_TRADE_PREVENTION_MODE_UNSPECIFIED
-        ),
-        expiry_reason=order.expiry_reason,
-    )
-
-
 def order_update_pb(report: ExecutionReport) -> a.OrderUpdate:
     return a.OrderUpdate(
-        order=order_pb(report.order),
+        order=order_to_pb(report.order),
         execution_type=EXECUTION_TYPES.get(report.execution_type, c.EXECUTION_TYPE_UNSPECIFIED),
         reject_reason=report.reject_reason,
         last_executed_quantity=report.last_executed_quantity,

@@ -1,7 +1,8 @@
 """Domain values ↔ protobuf messages for the Trading service. The only place both meet.
 
-The enum tables are keyed by the domain `StrEnum`s, whose members equal their wire strings, so
-they also map the exchange's text (``SIDES["BUY"]``).
+The order enum tables and `order_to_pb` are the only ones: the Account service's order updates
+use them too. The tables are keyed by the domain `StrEnum`s, whose members equal their wire
+strings, so they also map the exchange's text (``SIDES["BUY"]``).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def order_request(spec: t.OrderSpec, response_type: int = t.ORDER_RESPONSE_TYPE_
 
 
 def order_to_pb(order: tm.Order) -> t.Order:
-    """A REST-reported order (placement, cancel or query answer) as the proto Order."""
+    """An order (a REST answer or an ``executionReport``'s) as the proto Order."""
     return t.Order(
         symbol=order.symbol,
         order_id=order.order_id,

@@ -90,7 +90,8 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An order as the exchange reports it (placement, cancel and query answers).
+    """An order as the exchange reports it: REST answers (placement, cancel, query, open
+    orders) and ``executionReport`` events alike; the account view keeps these too.
 
     ``status`` is None for an ACK placement answer, which does not say; ``order_id`` is 0 while
     the status is UNKNOWN. Optional numbers are None when the answer did not carry them.

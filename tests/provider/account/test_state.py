@@ -10,37 +10,36 @@ from provider.account.model import (
     BalanceDeltaEvent,
     ExecutionReport,
     ExecutionType,
-    OpenOrder,
-    OrderStatus,
 )
 from provider.account.state import AccountState
+from provider.trading.model import Order, OrderStatus, OrderType, SelfTradePreventionMode, Side, TimeInForce
 
 
-def order(order_id: int, status: OrderStatus, update: int = 100) -> OpenOrder:
-    return OpenOrder(
+def order(order_id: int, status: OrderStatus, update: int = 100) -> Order:
+    return Order(
         symbol="BTCUSDT",
         order_id=order_id,
         client_order_id=f"c{order_id}",
-        side="BUY",
-        type="LIMIT",
-        time_in_force="GTC",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.GTC,
         status=status,
         price="100.00",
         stop_price="0",
-        original_quantity="1.0",
-        executed_quantity="0.0",
-        cumulative_quote_quantity="0.0",
-        original_quote_order_quantity="0",
-        iceberg_quantity="0",
+        orig_qty="1.0",
+        executed_qty="0.0",
+        cumulative_quote_qty="0.0",
+        orig_quote_order_qty="0",
+        iceberg_qty="0",
         time_ms=update,
         update_time_ms=update,
         working_time_ms=update,
         is_working=True,
-        self_trade_prevention_mode="NONE",
+        stp_mode=SelfTradePreventionMode.NONE,
     )
 
 
-def report(o: OpenOrder, x: ExecutionType, t: int) -> ExecutionReport:
+def report(o: Order, x: ExecutionType, t: int) -> ExecutionReport:
     return ExecutionReport(o, x, "NONE", "0", "0", "0", "0", "", -1, False, t, t, "")
 
 
@@ -68,7 +67,7 @@ def test_snapshot_then_events() -> None:
 
 def test_stale_events_do_not_roll_back_a_snapshot() -> None:
     state = AccountState()
-    filled = dataclasses.replace(order(1, OrderStatus.NEW, 300), executed_quantity="0.5")
+    filled = dataclasses.replace(order(1, OrderStatus.NEW, 300), executed_qty="0.5")
     state.reconcile([Balance("USDT", "50", "0")], [filled], update_time_ms=300, now_ms=1)
     assert not state.apply(report(order(1, OrderStatus.NEW, 250), ExecutionType.NEW, 250), 2)
     assert state.open_orders() == (filled,)

@@ -41,6 +41,7 @@ from provider.marketdata.model import (
     TrailingDeltaFilter,
     UnknownFilter,
 )
+from provider.trading import model as tm
 
 FILTERS: list[dict[str, Any]] = [
     {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "100000.00000000", "tickSize": "0.00000100"},
@@ -476,3 +477,94 @@ def test_optional_params_are_left_out() -> None:
         ("timeZone", "+08:00"),
         ("limit", 3),
     ]
+
+
+# ------------------------------------------------------------------------- orders (§6.3, §6.4)
+
+QUERIED_ORDER: dict[str, Any] = {
+    "symbol": "LTCBTC", "orderId": 1, "orderListId": -1, "clientOrderId": "myOrder1", "price": "0.1",
+    "origQty": "1.0", "executedQty": "0.0", "cummulativeQuoteQty": "0.0", "status": "NEW", "timeInForce": "GTC",
+    "type": "LIMIT", "side": "BUY", "stopPrice": "0.0", "icebergQty": "0.0", "time": 1499827319559,
+    "updateTime": 1499827319560, "isWorking": True, "workingTime": 1499827319559, "origQuoteOrderQty": "0.000000",
+    "selfTradePreventionMode": "NONE", "preventedMatchId": 0,
+}  # fmt: skip
+
+
+def test_a_queried_order_is_read_field_by_field() -> None:
+    order = wire.parse_trading_order(QUERIED_ORDER)
+    assert order == tm.Order(
+        symbol="LTCBTC",
+        order_id=1,
+        client_order_id="myOrder1",
+        side=tm.Side.BUY,
+        type=OrderType.LIMIT,
+        time_in_force=tm.TimeInForce.GTC,
+        status=tm.OrderStatus.NEW,
+        price="0.1",
+        stop_price="0.0",
+        orig_qty="1.0",
+        executed_qty="0.0",
+        cumulative_quote_qty="0.0",
+        orig_quote_order_qty="0.000000",
+        iceberg_qty="0.0",
+        time_ms=1499827319559,
+        update_time_ms=1499827319560,
+        working_time_ms=1499827319559,
+        is_working=True,
+        stp_mode=SelfTradePreventionMode.NONE,
+    )
+    assert order.is_open
+
+
+def test_cancel_and_ack_answers() -> None:
+    cancel = wire.parse_trading_order(
+        {
+            "symbol": "LTCBTC", "origClientOrderId": "myOrder1", "orderId": 4, "orderListId": -1,
+            "clientOrderId": "cancelMyOrder1", "transactTime": 1684804350068, "price": "2.00000000",
+            "origQty": "1.00000000", "executedQty": "0.00000000", "cummulativeQuoteQty": "0.00000000",
+            "status": "CANCELED", "timeInForce": "GTC", "type": "LIMIT", "side": "BUY",
+            "selfTradePreventionMode": "NONE", "expiryReason": "USER_CANCEL",
+        }
+    )  # fmt: skip
+    assert cancel.client_order_id == "myOrder1"  # the order's id, not the cancel request's
+    assert (cancel.time_ms, cancel.update_time_ms) == (1684804350068, 1684804350068)
+    assert cancel.status is tm.OrderStatus.CANCELED and not cancel.is_open
+    assert (cancel.stop_price, cancel.iceberg_qty, cancel.expiry_reason) == (None, None, "USER_CANCEL")
+    ack = wire.parse_trading_order(
+        {"symbol": "BTCUSDT", "orderId": 28, "orderListId": -1, "clientOrderId": "6gCr", "transactTime": 1507725176595}
+    )
+    assert ack == tm.Order("BTCUSDT", 28, "6gCr", time_ms=1507725176595, update_time_ms=1507725176595)
+    assert ack.status is None and not ack.is_open
+
+
+def test_unknown_order_enums_are_kept_as_none_or_unknown() -> None:
+    odd = {"side": "SHORT", "type": "TRAILING", "timeInForce": "GTD", "status": "HALTED"}
+    order = wire.parse_trading_order({**QUERIED_ORDER, **odd, "selfTradePreventionMode": "EXPIRE_ALL"})
+    assert (order.side, order.type, order.time_in_force, order.stp_mode) == (None, None, None, None)
+    assert order.status is tm.OrderStatus.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"price": 0.1}, "order: price"),
+        ({"orderId": "1"}, "order: orderId"),
+        ({"clientOrderId": None}, "order: missing field 'clientOrderId'"),
+        ({"isWorking": "true"}, "order: isWorking"),
+    ],
+)
+def test_malformed_orders_are_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(WireFormatError, match=message):
+        wire.parse_trading_order({k: v for k, v in {**QUERIED_ORDER, **change}.items() if v is not None})
+
+
+def test_order_lists_and_fills() -> None:
+    order_list = {"orderListId": 3, "contingencyType": "OCO", "orderReports": [QUERIED_ORDER]}
+    orders = wire.parse_trading_orders([QUERIED_ORDER, order_list, {**QUERIED_ORDER, "orderId": 2}])
+    assert [o.order_id for o in orders] == [1, 2]
+    with pytest.raises(WireFormatError):
+        wire.parse_trading_orders({"orders": []})
+    fill = {"price": "0.1", "qty": "1.0", "commission": "0.001", "commissionAsset": "BNB", "tradeId": 9}
+    placed = wire.parse_placed_order({**QUERIED_ORDER, "status": "FILLED", "fills": [fill]})
+    assert placed.order.status is tm.OrderStatus.FILLED
+    assert placed.fills == (tm.Fill("0.1", "1.0", "0.001", "BNB", 9),)

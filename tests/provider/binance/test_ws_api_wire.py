@@ -6,10 +6,11 @@ import orjson
 import pytest
 
 from exchange_sim.wire.auth import KeyRegistry, Security, verify_ws
-from provider.account.model import AccountPositionEvent, BalanceDeltaEvent, ExecutionReport, ExecutionType, OrderStatus
+from provider.account.model import AccountPositionEvent, BalanceDeltaEvent, ExecutionReport, ExecutionType
 from provider.binance import ws_api_wire as w
 from provider.binance.signing import HmacSigner
 from provider.binance.wire import WireFormatError
+from provider.trading.model import OrderStatus, SelfTradePreventionMode
 
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -40,9 +41,10 @@ def test_execution_report_and_other_events() -> None:
     assert isinstance(event, ExecutionReport)
     assert event.execution_type is ExecutionType.CANCELED and event.order.status is OrderStatus.CANCELED
     assert event.original_client_order_id == "orig1" and event.commission_asset == ""
-    assert event.order.self_trade_prevention_mode == "EXPIRE_MAKER" and event.trade_id == -1
-    odd = w.parse_event({**REPORT, "x": "SOMETHING_NEW", "X": "WHO_KNOWS"})
+    assert event.order.stp_mode is SelfTradePreventionMode.EXPIRE_MAKER and event.trade_id == -1
+    odd = w.parse_event({**REPORT, "x": "SOMETHING_NEW", "X": "WHO_KNOWS", "S": "SHORT"})
     assert isinstance(odd, ExecutionReport) and odd.execution_type is ExecutionType.UNKNOWN
+    assert odd.order.status is OrderStatus.UNKNOWN and odd.order.side is None
     pos = w.parse_event({"e": "outboundAccountPosition", "E": 5, "u": 4, "B": [{"a": "BTC", "f": "1.0", "l": "0.5"}]})
     assert isinstance(pos, AccountPositionEvent) and pos.balances[0].locked == "0.5"
     delta = w.parse_event({"e": "balanceUpdate", "E": 5, "a": "BTC", "d": "-1.5", "T": 4})
