@@ -81,7 +81,7 @@ async def fetch_account(rest: RestClient) -> AccountInfo:
 async def fetch_open_orders(rest: RestClient, symbol: str | None = None) -> list[Order]:
     params = {"symbol": symbol} if symbol else {}
     weight = Weight.OPEN_ORDERS_SYMBOL if symbol else Weight.OPEN_ORDERS_ALL
-    return wire.parse_trading_orders(await rest.signed("GET", ApiPath.OPEN_ORDERS, params, weight=weight))
+    return wire.parse_orders(await rest.signed("GET", ApiPath.OPEN_ORDERS, params, weight=weight))
 
 
 async def fetch_my_trades(

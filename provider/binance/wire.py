@@ -760,7 +760,7 @@ def _opt_enum(enum: type[E], obj: Mapping[str, Any], key: str) -> E | None:
     return None if value is None else _member(enum, value)
 
 
-def parse_trading_order(value: object) -> tm.Order:
+def parse_order(value: object) -> tm.Order:
     """Any REST order answer (§6.3/§6.4): placement (ACK/RESULT/FULL), cancel, query, or an
     element of ``openOrders``/``allOrders`` — the one reader of a REST order, for trading and
     the account view alike.
@@ -812,15 +812,15 @@ def _fill(value: object) -> tm.Fill:
 
 def parse_placed_order(body: object) -> tm.PlacedOrder:
     """``POST /api/v3/order`` → the order and, for FULL answers, its fills."""
-    order = parse_trading_order(body)
+    order = parse_order(body)
     fills = _each(_obj(body, "order").get("fills", []), "fills", _fill)
     return tm.PlacedOrder(order, tuple(fills))
 
 
-def parse_trading_orders(body: object) -> list[tm.Order]:
+def parse_orders(body: object) -> list[tm.Order]:
     """``openOrders`` / ``allOrders`` / ``DELETE openOrders`` → orders (order-list entries skipped)."""
     items = _list(body, "orders")
-    return [parse_trading_order(item) for item in items if not (isinstance(item, Mapping) and "orderReports" in item)]
+    return [parse_order(item) for item in items if not (isinstance(item, Mapping) and "orderReports" in item)]
 
 
 def parse_test_order(body: object) -> tm.TestedOrder:

@@ -405,7 +405,7 @@ class OrderManager:
                 return await self.get(symbol, order_id, client_order_id)
             except ProviderError:
                 raise exc from None
-        return _parse(wire.parse_trading_order, body, ApiPath.ORDER)
+        return _parse(wire.parse_order, body, ApiPath.ORDER)
 
     async def cancel_all(self, symbol: str) -> list[Order]:
         return await self._cancel_all(self._rules.validate(symbol))
@@ -419,7 +419,7 @@ class OrderManager:
             if exc.code == CODE_CANCEL_REJECTED and "unknown order" in exc.msg.lower():
                 return []  # nothing was open
             raise
-        return _parse(wire.parse_trading_orders, body, ApiPath.OPEN_ORDERS)
+        return _parse(wire.parse_orders, body, ApiPath.OPEN_ORDERS)
 
     # ------------------------------------------------------------------ queries
 
@@ -428,7 +428,7 @@ class OrderManager:
         _need_reference(order_id, client_order_id)
         params = wire.order_ref_params(symbol, order_id, client_order_id)
         body = await self._rest.signed(Method.GET, ApiPath.ORDER, params, weight=Weight.QUERY_ORDER)
-        return _parse(wire.parse_trading_order, body, ApiPath.ORDER)
+        return _parse(wire.parse_order, body, ApiPath.ORDER)
 
     async def open_orders(self, symbol: str | None) -> list[Order]:
         params: dict[str, ParamValue] = {}
@@ -437,7 +437,7 @@ class OrderManager:
             params["symbol"] = self._rules.validate(symbol)
             weight = Weight.OPEN_ORDERS_SYMBOL
         body = await self._rest.signed(Method.GET, ApiPath.OPEN_ORDERS, params, weight=weight)
-        return _parse(wire.parse_trading_orders, body, ApiPath.OPEN_ORDERS)
+        return _parse(wire.parse_orders, body, ApiPath.OPEN_ORDERS)
 
     async def open_orders_as_of(self, symbol: str | None) -> tuple[list[Order], int]:
         """Open orders and the (server-clock) time the answer was current."""
@@ -459,7 +459,7 @@ class OrderManager:
                 raise InvalidArgument("end_time_ms", "end_time_ms must be at most 24 h after start_time_ms")
         params = wire.all_orders_params(symbol, from_order_id, start_ms, end_ms, limit)
         body = await self._rest.signed(Method.GET, ApiPath.ALL_ORDERS, params, weight=Weight.ALL_ORDERS)
-        orders = _parse(wire.parse_trading_orders, body, ApiPath.ALL_ORDERS)
+        orders = _parse(wire.parse_orders, body, ApiPath.ALL_ORDERS)
         next_id = orders[-1].order_id + 1 if len(orders) >= limit else 0
         return OrdersPage(tuple(orders), next_id)
 

@@ -491,7 +491,7 @@ QUERIED_ORDER: dict[str, Any] = {
 
 
 def test_a_queried_order_is_read_field_by_field() -> None:
-    order = wire.parse_trading_order(QUERIED_ORDER)
+    order = wire.parse_order(QUERIED_ORDER)
     assert order == tm.Order(
         symbol="LTCBTC",
         order_id=1,
@@ -517,7 +517,7 @@ def test_a_queried_order_is_read_field_by_field() -> None:
 
 
 def test_cancel_and_ack_answers() -> None:
-    cancel = wire.parse_trading_order(
+    cancel = wire.parse_order(
         {
             "symbol": "LTCBTC", "origClientOrderId": "myOrder1", "orderId": 4, "orderListId": -1,
             "clientOrderId": "cancelMyOrder1", "transactTime": 1684804350068, "price": "2.00000000",
@@ -530,7 +530,7 @@ def test_cancel_and_ack_answers() -> None:
     assert (cancel.time_ms, cancel.update_time_ms) == (1684804350068, 1684804350068)
     assert cancel.status is tm.OrderStatus.CANCELED and not cancel.is_open
     assert (cancel.stop_price, cancel.iceberg_qty, cancel.expiry_reason) == (None, None, "USER_CANCEL")
-    ack = wire.parse_trading_order(
+    ack = wire.parse_order(
         {"symbol": "BTCUSDT", "orderId": 28, "orderListId": -1, "clientOrderId": "6gCr", "transactTime": 1507725176595}
     )
     assert ack == tm.Order("BTCUSDT", 28, "6gCr", time_ms=1507725176595, update_time_ms=1507725176595)
@@ -539,7 +539,7 @@ def test_cancel_and_ack_answers() -> None:
 
 def test_unknown_order_enums_are_kept_as_none_or_unknown() -> None:
     odd = {"side": "SHORT", "type": "TRAILING", "timeInForce": "GTD", "status": "HALTED"}
-    order = wire.parse_trading_order({**QUERIED_ORDER, **odd, "selfTradePreventionMode": "EXPIRE_ALL"})
+    order = wire.parse_order({**QUERIED_ORDER, **odd, "selfTradePreventionMode": "EXPIRE_ALL"})
     assert (order.side, order.type, order.time_in_force, order.stp_mode) == (None, None, None, None)
     assert order.status is tm.OrderStatus.UNKNOWN
 
@@ -555,15 +555,15 @@ def test_unknown_order_enums_are_kept_as_none_or_unknown() -> None:
 )
 def test_malformed_orders_are_refused(change: dict[str, Any], message: str) -> None:
     with pytest.raises(WireFormatError, match=message):
-        wire.parse_trading_order({k: v for k, v in {**QUERIED_ORDER, **change}.items() if v is not None})
+        wire.parse_order({k: v for k, v in {**QUERIED_ORDER, **change}.items() if v is not None})
 
 
 def test_order_lists_and_fills() -> None:
     order_list = {"orderListId": 3, "contingencyType": "OCO", "orderReports": [QUERIED_ORDER]}
-    orders = wire.parse_trading_orders([QUERIED_ORDER, order_list, {**QUERIED_ORDER, "orderId": 2}])
+    orders = wire.parse_orders([QUERIED_ORDER, order_list, {**QUERIED_ORDER, "orderId": 2}])
     assert [o.order_id for o in orders] == [1, 2]
     with pytest.raises(WireFormatError):
-        wire.parse_trading_orders({"orders": []})
+        wire.parse_orders({"orders": []})
     fill = {"price": "0.1", "qty": "1.0", "commission": "0.001", "commissionAsset": "BNB", "tradeId": 9}
     placed = wire.parse_placed_order({**QUERIED_ORDER, "status": "FILLED", "fills": [fill]})
     assert placed.order.status is tm.OrderStatus.FILLED

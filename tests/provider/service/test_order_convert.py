@@ -69,7 +69,7 @@ def test_execution_report_and_rest_order_give_the_same_proto() -> None:
         77,
     )
     assert (update.commission, update.commission_asset, update.is_maker) == ("0.01", "USDT", True)
-    assert trading_convert.order_to_pb(wire.parse_trading_order(REST_ORDER)) == EXPECTED
+    assert trading_convert.order_to_pb(wire.parse_order(REST_ORDER)) == EXPECTED
 
 
 def test_unknown_exchange_values_map_to_unspecified() -> None:
@@ -84,7 +84,7 @@ def test_unknown_exchange_values_map_to_unspecified() -> None:
     assert order.self_trade_prevention_mode == c.SELF_TRADE_PREVENTION_MODE_UNSPECIFIED
     assert order.expiry_reason == "NEW_REASON" and order.price == "30000.10"
     rest = {**REST_ORDER, "side": "SHORT", "type": "TRAILING", "timeInForce": "GTD", "status": "HALTED"}
-    as_pb = trading_convert.order_to_pb(wire.parse_trading_order({**rest, "selfTradePreventionMode": "EXPIRE_ALL"}))
+    as_pb = trading_convert.order_to_pb(wire.parse_order({**rest, "selfTradePreventionMode": "EXPIRE_ALL"}))
     assert (as_pb.side, as_pb.type, as_pb.time_in_force, as_pb.status, as_pb.self_trade_prevention_mode) == (
         order.side,
         order.type,
