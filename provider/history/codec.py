@@ -59,7 +59,9 @@ __all__ = [
     "activity_records_to_arrays",
     "block_times",
     "decode_activity",
+    "decode_activity_blocks",
     "decode_snapshots",
+    "decode_trade_blocks",
     "decode_trades",
     "encode_activity",
     "encode_snapshots",
@@ -638,6 +640,18 @@ def decode_activity(values: Sequence[bytes]) -> ActivityArrays:
     return ActivityArrays(**cols)
 
 
+def decode_activity_blocks(values: Sequence[bytes]) -> list[ActivityArrays]:
+    """Each value's bars on their own (``decode_activity([v])`` for every ``v``), read-only so a block
+    can be cached and handed out again. (Activity values are small: one per value costs no more.)"""
+    out = []
+    for v in values:
+        bars = decode_activity([v])  # every column is a new array, none a view into the value
+        for name in ActivityArrays.__slots__:
+            getattr(bars, name).flags.writeable = False
+        out.append(bars)
+    return out
+
+
 # ----------------------------------------------------------------------------------- trades
 _TRADE_FIELDS = 12
 
@@ -709,36 +723,87 @@ def encode_trades(t: TradeInts, compression: Compression = Compression.ZSTD) -> 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _TradeColumns:
+    """Trade values read together: absolute agg ids, times and 1e-8 units; row counts per value."""
+
+    counts: I64
+    agg_id: I64
+    time_ms: I64
+    price: I64
+    qty: I64
+    buyer_is_maker: NDArray[np.bool_]
+    first_trade_id: I64 | None  # None when the trade ids were not asked for
+    last_trade_id: I64 | None
+
+
+def _trade_columns(values: Sequence[bytes], *, trade_ids: bool) -> _TradeColumns:
+    heads = [_unpack(v, _TRADE_FIELDS) for v in values]
+    counts = np.fromiter((h[2] for h in heads), np.int64, len(heads))
+    meta = np.array([(h[4], h[5], h[6], h[7], h[8], h[9]) for h in heads], np.int64).reshape(-1, 6)
+    kept = 6 if trade_ids else 4  # agg id, time, price, qty [, id gap, id span]
+    cols: list[list[NDArray[Any]]] = [[] for _ in range(kept)]
+    makers = []
+    for h in heads:
+        m, code = h[2], h[10]
+        r = _Reader(h[-1])
+        for k in range(6):
+            col = r.int(m, (code >> (8 * k)) & 0xFF)  # every column is read: the reader must pass it
+            if k < kept:
+                cols[k].append(col)
+        makers.append(np.unpackbits(r.take((m + 7) // 8, np.dtype(np.uint8)), count=m))
+        r.done()
+    agg, dt, dp, qty, *ids = (np.concatenate(c, dtype=np.int64) for c in cols)
+    first = last = None
+    if trade_ids:
+        gap, span = ids
+        # first[i] = last[i-1] + 1 + gap[i] = first[i-1] + span[i-1] + 1 + gap[i] (block starts: header)
+        dfirst = gap + 1
+        dfirst[1:] += span[:-1]
+        first = _undelta(dfirst, meta[:, 5], counts)
+        last = first + span
+    return _TradeColumns(
+        counts,
+        _undelta(agg, meta[:, 0], counts),
+        _undelta(dt, meta[:, 1], counts),
+        _undelta(dp, meta[:, 2], counts) * np.repeat(meta[:, 3], counts),
+        qty * np.repeat(meta[:, 4], counts),
+        np.concatenate(makers).view(np.bool_),  # unpackbits gives 0/1 bytes
+        first,
+        last,
+    )
+
+
 def decode_trades(values: Sequence[bytes]) -> TradeInts:
     """All trades of several trade values, concatenated in the given order."""
     if not values:
         e = np.empty(0, np.int64)
         return TradeInts(e, e.copy(), e.copy(), e.copy(), e.copy(), e.copy(), np.empty(0, np.bool_))
-    heads = [_unpack(v, _TRADE_FIELDS) for v in values]
-    counts = np.fromiter((h[2] for h in heads), np.int64, len(heads))
-    meta = np.array([(h[4], h[5], h[6], h[7], h[8], h[9]) for h in heads], np.int64).reshape(-1, 6)
-    cols: list[list[NDArray[Any]]] = [[] for _ in range(7)]
-    for h in heads:
-        m, code = h[2], h[10]
-        r = _Reader(h[-1])
-        for k in range(6):
-            cols[k].append(r.int(m, (code >> (8 * k)) & 0xFF))
-        cols[6].append(np.unpackbits(r.take((m + 7) // 8, np.dtype(np.uint8)), count=m).astype(np.bool_))
-        r.done()
-    agg, dt, dp, qty, gap, span = (np.concatenate(c, dtype=np.int64) for c in cols[:6])
-    # first[i] = last[i-1] + 1 + gap[i] = first[i-1] + span[i-1] + 1 + gap[i] (block starts: header)
-    dfirst = gap + 1
-    dfirst[1:] += span[:-1]
-    first = _undelta(dfirst, meta[:, 5], counts)
-    return TradeInts(
-        _undelta(agg, meta[:, 0], counts),
-        _undelta(dt, meta[:, 1], counts),
-        _undelta(dp, meta[:, 2], counts) * np.repeat(meta[:, 3], counts),
-        qty * np.repeat(meta[:, 4], counts),
-        first,
-        first + span,
-        np.concatenate(cols[6]),
-    )
+    c = _trade_columns(values, trade_ids=True)
+    assert c.first_trade_id is not None and c.last_trade_id is not None
+    return TradeInts(c.agg_id, c.time_ms, c.price, c.qty, c.first_trade_id, c.last_trade_id, c.buyer_is_maker)
+
+
+def decode_trade_blocks(values: Sequence[bytes]) -> list[TradeArrays]:
+    """Each value's trades as analytics arrays: ``trade_arrays(decode_trades([v]))`` for every ``v``.
+
+    Decoded together (one pass of numpy calls for the lot), skipping the trade ids analytics does
+    not use. Each block owns its arrays (no view into a shared buffer) and they are read-only, so a
+    block can be cached and handed out again.
+    """
+    if not values:
+        return []
+    c = _trade_columns(values, trade_ids=False)
+    columns = (c.time_ms, c.price / _FUNITS, c.qty / _FUNITS, c.buyer_is_maker, c.agg_id)
+    bounds = np.cumsum(c.counts)[:-1]
+    pieces = [np.split(col, bounds) for col in columns]
+    out = []
+    for parts in zip(*pieces, strict=True):
+        owned = [part.copy() for part in parts]
+        for a in owned:
+            a.flags.writeable = False
+        out.append(TradeArrays(*owned))
+    return out
 
 
 def trade_arrays(t: TradeInts) -> TradeArrays:

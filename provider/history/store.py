@@ -15,6 +15,10 @@ Stale reader slots of a killed process are cleared on open (``reader_check``).
 Thread use: :meth:`write` and :meth:`enforce_retention` from one thread at a time (the writer
 thread); the read methods from any thread (each uses its own short read transaction).
 
+Reads of trades and activity keep each decoded minute in a bounded cache checked against the stored
+bytes (:mod:`provider.history.cache`): reading the same hour again skips decoding, and the answers
+are always what decoding the stored values gives.
+
 Ranges are half-open, ``[start_ms, end_ms)``.
 """
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,6 +37,7 @@ import lmdb
 import numpy as np
 
 from provider.history.arrays import ActivityArrays, SnapshotArrays, TradeArrays
+from provider.history.cache import BlockCache
 from provider.history.codec import (
     ActivityRecord,
     Compression,
@@ -41,7 +46,9 @@ from provider.history.codec import (
     activity_records_to_arrays,
     block_times,
     decode_activity,
+    decode_activity_blocks,
     decode_snapshots,
+    decode_trade_blocks,
     decode_trades,
     encode_activity,
     encode_snapshots,
@@ -52,14 +59,13 @@ from provider.history.codec import (
     snapshot_arrays,
     snapshot_ints,
     snapshot_records,
-    take_activity,
-    trade_arrays,
     trade_ints,
 )
 from provider.history.keys import BLOCK_MS, block_key, block_start, parse_key, symbol_end, symbol_prefix
 
 __all__ = [
     "DEFAULT_MAP_SIZE",
+    "DEFAULT_READ_CACHE_BYTES",
     "DEFAULT_RETENTION_MS",
     "HistoryError",
     "HistoryStore",
@@ -72,6 +78,7 @@ __all__ = [
 
 DEFAULT_MAP_SIZE = 8 << 30  # address space only: the file grows with the data
 DEFAULT_RETENTION_MS = 7 * 86_400_000
+DEFAULT_READ_CACHE_BYTES = 64 << 20  # decoded trade and activity minutes (~16 h of BTCUSDT at ~100k trades/h)
 _FORMAT = b"1"
 _SIZE_CAP_SHARE = 0.8  # default cap: 80% of the map, so commits never hit MapFullError first
 _MAX_EVICTION_ROUNDS = 64
@@ -135,6 +142,7 @@ class StoreStats:
 
 
 _T = TypeVar("_T")
+_Block = TypeVar("_Block", TradeArrays, ActivityArrays)  # a decoded minute of a kind the read cache keeps
 
 
 def _by_block(records: Sequence[_T], symbol_of: Any, time_of: Any) -> dict[tuple[str, int], list[_T]]:
@@ -157,11 +165,14 @@ class HistoryStore:
         max_bytes: int | None = None,
         compression: Compression = Compression.ZSTD,
         durable: bool = True,
+        read_cache_bytes: int = DEFAULT_READ_CACHE_BYTES,
     ) -> None:
         """
         :param levels: snapshot depth stored per side (deeper levels are dropped on write).
         :param max_bytes: size cap of the live data; default 80% of ``map_size``.
         :param durable: LMDB's synchronous commits. ``False`` (no fsync) only for benchmarks.
+        :param read_cache_bytes: bound of the decoded minutes that :meth:`trades` and :meth:`activity`
+            keep for the next read (0: none; see :mod:`provider.history.cache`).
         """
         if levels < 1:
             raise ValueError("levels must be >= 1")
@@ -180,6 +191,7 @@ class HistoryStore:
         self._dbs = {kind: self._env.open_db(kind.value.encode()) for kind in Kind}
         self._meta = self._env.open_db(b"meta")
         self._closed = False
+        self._read_cache: BlockCache[TradeArrays | ActivityArrays] = BlockCache(read_cache_bytes, _nbytes)
         self.last_retention: RetentionReport | None = None
         with self._env.begin(write=True) as txn:
             found = txn.get(b"format", db=self._meta)
@@ -243,12 +255,14 @@ class HistoryStore:
         return records
 
     def activity(self, symbol: str, start_ms: int, end_ms: int) -> ActivityArrays:
-        bars = decode_activity(self._values(Kind.ACTIVITY, symbol, start_ms, end_ms))
-        return take_activity(bars, _window(bars.time_ms, start_ms, end_ms))
+        """Bars with ``start_ms <= time_ms < end_ms``; minutes decoded before come from the read cache."""
+        blocks = self._cached_blocks(Kind.ACTIVITY, symbol, start_ms, end_ms, ActivityArrays, decode_activity_blocks)
+        return _joined(ActivityArrays, blocks, start_ms, end_ms)
 
     def trades(self, symbol: str, start_ms: int, end_ms: int) -> TradeArrays:
-        trades = decode_trades(self._values(Kind.TRADES, symbol, start_ms, end_ms))
-        return trade_arrays(trades.take(_window(trades.time_ms, start_ms, end_ms)))
+        """Trades with ``start_ms <= time_ms < end_ms``; minutes decoded before come from the read cache."""
+        blocks = self._cached_blocks(Kind.TRADES, symbol, start_ms, end_ms, TradeArrays, decode_trade_blocks)
+        return _joined(TradeArrays, blocks, start_ms, end_ms)
 
     def last_trade_id(self, symbol: str) -> int | None:
         """The newest stored agg trade id of ``symbol`` (backfill resumes after it), None if none."""
@@ -391,6 +405,7 @@ class HistoryStore:
         if not self._closed:
             self._closed = True
             self._env.close()
+            self._read_cache.clear()
 
     def __enter__(self) -> HistoryStore:
         return self
@@ -405,6 +420,10 @@ class HistoryStore:
 
     def _values(self, kind: Kind, symbol: str, start_ms: int, end_ms: int) -> list[bytes]:
         """The values of every block that overlaps ``[start_ms, end_ms)``, in time order: one cursor scan."""
+        return [value for _, value in self._items(kind, symbol, start_ms, end_ms)]
+
+    def _items(self, kind: Kind, symbol: str, start_ms: int, end_ms: int) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` of every block that overlaps ``[start_ms, end_ms)``, in time order."""
         self._check_open()
         if end_ms <= start_ms:
             return []
@@ -416,8 +435,30 @@ class HistoryStore:
                 for key, value in cursor.iternext():
                     if key > hi:
                         break
-                    out.append(value)
+                    out.append((key, value))
         return out
+
+    def _cached_blocks(
+        self,
+        kind: Kind,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        block_type: type[_Block],
+        decode: Callable[[list[bytes]], list[_Block]],
+    ) -> list[_Block]:
+        """The decoded blocks overlapping the range, in time order: cached ones, the rest decoded together."""
+        prefix = kind.value.encode() + b"/"  # one cache holds every kind
+        items = [(prefix + key, value) for key, value in self._items(kind, symbol, start_ms, end_ms)]
+        blocks: list[_Block | None] = []
+        for key, value in items:
+            hit = self._read_cache.get(key, value)
+            blocks.append(hit if isinstance(hit, block_type) else None)
+        missing = [i for i, block in enumerate(blocks) if block is None]
+        for i, block in zip(missing, decode([items[i][1] for i in missing]), strict=True):
+            self._read_cache.put(*items[i], block)
+            blocks[i] = block
+        return [b for b in blocks if b is not None]
 
     @staticmethod
     def _symbols(txn: Any, db: Any) -> Iterator[str]:
@@ -447,6 +488,28 @@ def _symbol(r: SnapshotRecord | ActivityRecord | TradeRecord) -> str:
 
 def _time(r: SnapshotRecord | ActivityRecord | TradeRecord) -> int:
     return r.time_ms
+
+
+def _nbytes(block: TradeArrays | ActivityArrays) -> int:
+    return sum(getattr(block, name).nbytes for name in type(block).__slots__)
+
+
+def _joined(block_type: type[_Block], blocks: Sequence[_Block], start_ms: int, end_ms: int) -> _Block:
+    """The rows of time-ordered ``blocks`` within ``[start_ms, end_ms)``, in new arrays (the blocks
+    stay as they are: they may be cached)."""
+    if not blocks:
+        return block_type.empty()
+    # Only the first and the last minute can reach outside the range: the ones between lie inside it.
+    head = _window(blocks[0].time_ms, start_ms, end_ms)
+    tail = _window(blocks[-1].time_ms, start_ms, end_ms)
+    columns = {}
+    for name in block_type.__slots__:
+        parts = [getattr(b, name) for b in blocks]
+        parts[0] = parts[0][head]
+        if len(parts) > 1:
+            parts[-1] = parts[-1][tail]
+        columns[name] = np.concatenate(parts)
+    return block_type(**columns)
 
 
 def _window(times: np.ndarray[Any, Any], start_ms: int, end_ms: int) -> slice:

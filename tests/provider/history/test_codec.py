@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from provider.book import units_to_decimal
-from provider.history.arrays import ActivityArrays
+from provider.history.arrays import ActivityArrays, TradeArrays
 from provider.history.codec import (
     ActivityRecord,
     CodecError,
@@ -21,7 +21,9 @@ from provider.history.codec import (
     activity_records_to_arrays,
     block_times,
     decode_activity,
+    decode_activity_blocks,
     decode_snapshots,
+    decode_trade_blocks,
     decode_trades,
     encode_activity,
     encode_snapshots,
@@ -215,6 +217,51 @@ def test_several_trade_blocks_decode_together() -> None:
     assert ints.agg_id.tolist() == [t.agg_id for t in a + b]
     assert ints.first_trade_id.tolist() == [t.first_trade_id for t in a + b]
     assert ints.last_trade_id.tolist() == [t.last_trade_id for t in a + b]
+
+
+def test_trade_blocks_decode_together_like_one_by_one() -> None:
+    # Blocks with other widths (a price jump, a big id gap), one trade alone, both compressions.
+    a = make_trades("X", T0, 400)
+    far = 10**12
+    b = [
+        replace(t, price="0.00000001", first_trade_id=t.first_trade_id + far, last_trade_id=t.last_trade_id + far)
+        for t in make_trades("X", T0 + BLOCK_MS, 7, first_agg=900)
+    ]
+    c = make_trades("X", T0 + 5 * BLOCK_MS + 59_999, 1, first_agg=10**15)
+    values = [
+        encode_trades(trade_ints([t for t in a if t.time_ms < T0 + BLOCK_MS])),
+        encode_trades(trade_ints(b), Compression.NONE),
+        encode_trades(trade_ints(c)),
+    ]
+    blocks = decode_trade_blocks(values)
+    assert len(blocks) == 3
+    for got, value in zip(blocks, values, strict=True):
+        want = trade_arrays(decode_trades([value]))
+        for name in TradeArrays.__slots__:
+            column = getattr(got, name)
+            assert column.dtype == getattr(want, name).dtype, name
+            assert column.tolist() == getattr(want, name).tolist(), name
+            # Safe to cache: owns its memory (no view into a shared buffer) and cannot be changed.
+            assert column.flags.owndata and not column.flags.writeable, name
+    assert blocks[1].price.tolist() == [1e-8] * 7
+    assert decode_trade_blocks([]) == []
+
+
+def test_activity_blocks_decode_like_one_by_one() -> None:
+    values = [
+        encode_activity(activity_records_to_arrays([make_bar("X", T0 + 1000 * i) for i in (0, 3, 59)])),
+        encode_activity(activity_records_to_arrays([make_bar("X", T0 + BLOCK_MS)]), Compression.NONE),
+    ]
+    blocks = decode_activity_blocks(values)
+    assert len(blocks) == 2
+    for got, value in zip(blocks, values, strict=True):
+        want = decode_activity([value])
+        for name in ActivityArrays.__slots__:
+            column = getattr(got, name)
+            assert column.tolist() == getattr(want, name).tolist(), name
+            assert not column.flags.writeable, name
+            # Its memory is its own array's, never a view into a decoded payload's bytes.
+            assert column.flags.owndata or (isinstance(column.base, np.ndarray) and column.base.flags.owndata), name
 
 
 def test_recorded_book_snapshots_are_small() -> None:

@@ -168,3 +168,48 @@ def test_a_bad_record_fails_the_whole_batch(store: HistoryStore) -> None:
         store.write(WriteBatch(snapshots=[good, bad]))
     assert len(store.snapshots("BTCUSDT", 0, T0 + 10**6)) == 0
     assert np.array_equal(store.snapshots("BTCUSDT", 0, 1).bid_px, np.empty((0, 20)))
+
+
+def test_cached_reads_follow_rewrites_and_match_uncached_reads(tmp_path: Path) -> None:
+    trades = make_trades("BTCUSDT", T0 + 700, 6000)  # ~2 trades a 40 ms: a few minutes
+    bars = [make_bar("BTCUSDT", T0 + 1000 * s) for s in range(0, 300, 2)]
+    with (
+        HistoryStore(tmp_path / "cached", map_size=64 << 20) as cached,
+        HistoryStore(tmp_path / "plain", map_size=64 << 20, read_cache_bytes=0) as plain,
+    ):
+
+        def same_answers() -> None:
+            end = trades[-1].time_ms + 1
+            windows = [(T0, end), (T0 + 61_234, T0 + 179_999), (T0 + 60_000, T0 + 120_000), (T0 + 59_999, T0 + 60_001)]
+            for start_ms, end_ms in windows:
+                a, b = cached.trades("BTCUSDT", start_ms, end_ms), plain.trades("BTCUSDT", start_ms, end_ms)
+                for name in type(a).__slots__:
+                    assert getattr(a, name).tolist() == getattr(b, name).tolist(), (name, start_ms, end_ms)
+                x, y = cached.activity("BTCUSDT", start_ms, end_ms), plain.activity("BTCUSDT", start_ms, end_ms)
+                for name in type(x).__slots__:
+                    assert getattr(x, name).tolist() == getattr(y, name).tolist(), (name, start_ms, end_ms)
+
+        for store in (cached, plain):
+            store.write(WriteBatch(trades=trades[:4000], activity=bars[:100]))
+        same_answers()
+        assert len(cached._read_cache) > 0
+        # A backfill into minutes already read and cached, a replaced trade and replaced bars.
+        moved = replace(trades[10], price="1.00000000", qty="9.00000000")
+        changed_bars = [replace(b, trade_count=777, resynced=True) for b in bars[5:8]]
+        for store in (cached, plain):
+            store.write(WriteBatch(trades=[*trades[3000:], moved], activity=[*bars[100:], *changed_bars]))
+        same_answers()
+        got = cached.trades("BTCUSDT", T0, T0 + 10**9)
+        assert got.agg_id.tolist() == [t.agg_id for t in trades]
+        assert got.price[10] == 1.0 and got.qty[10] == 9.0
+        assert cached.activity("BTCUSDT", T0, T0 + 10**9).trade_count[5:8].tolist() == [777] * 3
+
+
+def test_reads_hand_out_new_arrays_the_cache_does_not_share(store: HistoryStore) -> None:
+    store.write(WriteBatch(trades=make_trades("BTCUSDT", T0, 50), activity=[make_bar("BTCUSDT", T0)]))
+    first = store.trades("BTCUSDT", T0, T0 + BLOCK_MS)
+    first.price[:] = -1.0  # a caller may work in place on what it was given
+    bars = store.activity("BTCUSDT", T0, T0 + BLOCK_MS)
+    bars.trade_count[:] = -1
+    assert (store.trades("BTCUSDT", T0, T0 + BLOCK_MS).price > 0).all()
+    assert (store.activity("BTCUSDT", T0, T0 + BLOCK_MS).trade_count >= 0).all()
