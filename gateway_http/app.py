@@ -24,6 +24,7 @@ from gateway_http.openapi import API, Api, add_openapi_routes
 from gateway_http.security import RateLimiter, WsConnections, auth_middleware, cors_middleware, rate_limit_middleware
 from gateway_http.streams import (
     STREAM_HUB,
+    WS_BACKLOG,
     WS_CONNECTIONS,
     StreamHub,
     add_stream_routes,
@@ -85,6 +86,7 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
     api = app[API] = Api(app, API_TITLE, API_VERSION, API_DESCRIPTION)
     metrics = app[METRICS] = Metrics()
     app[WS_CONNECTIONS] = WsConnections(config.ws_limits)
+    app[WS_BACKLOG] = config.ws_backlog
     app.middlewares.extend(
         [
             metrics_middleware(metrics),
@@ -105,7 +107,9 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
 
     async def market_streams(app: web.Application) -> AsyncIterator[None]:
         # After the channel (so closed before it); on_shutdown closes the clients even earlier.
-        hub = app[STREAM_HUB] = StreamHub(provider_source(app[CHANNEL]), registry=app[METRICS].registry)
+        hub = app[STREAM_HUB] = StreamHub(
+            provider_source(app[CHANNEL]), capacity=config.ws_backlog.frames, registry=app[METRICS].registry
+        )
         yield
         await hub.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway_auth.tokens import TokenStore, load_gateway_tokens
 from gateway_http.security import RateLimit, WsLimits, parse_origins, parse_rate_limit, parse_ws_limits
+from gateway_http.streams import WsBacklog, parse_ws_backlog
 from service_runtime.config import Address, Setting, Settings, parse_address, parse_choice
 
 DEFAULT_RATE_LIMIT = RateLimit(per_second=20.0, burst=40)
@@ -23,6 +24,7 @@ class HttpGatewayConfig:
     cors_origins: tuple[str, ...] = ()
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
     ws_limits: WsLimits = DEFAULT_WS_LIMITS
+    ws_backlog: WsBacklog = field(default_factory=WsBacklog)
 
 
 SETTINGS: list[Setting[object]] = [
@@ -40,6 +42,13 @@ SETTINGS: list[Setting[object]] = [
         parse_ws_limits,
         "open WebSocket clients allowed: total,per token (over it: 503 / 429 with Retry-After)",
     ),
+    Setting(
+        "GATEWAY_HTTP_WS_BACKLOG",
+        "256,65536",
+        parse_ws_backlog,
+        "how far a WebSocket client may fall behind: frames queued in the gateway,bytes its socket may hold "
+        "unsent (0: the OS default, megabytes on loopback); past it depth clients are lagged, others closed",
+    ),
 ]
 
 
@@ -51,8 +60,8 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     assert isinstance(venue, str) and (tokens_file is None or isinstance(tokens_file, Path))
     origins, rate_limit = values["GATEWAY_HTTP_CORS_ORIGINS"], values["GATEWAY_HTTP_RATE_LIMIT"]
     assert isinstance(origins, tuple) and (rate_limit is None or isinstance(rate_limit, RateLimit))
-    ws_limits = values["GATEWAY_HTTP_MAX_WS_CLIENTS"]
-    assert isinstance(ws_limits, WsLimits)
+    ws_limits, ws_backlog = values["GATEWAY_HTTP_MAX_WS_CLIENTS"], values["GATEWAY_HTTP_WS_BACKLOG"]
+    assert isinstance(ws_limits, WsLimits) and isinstance(ws_backlog, WsBacklog)
     return HttpGatewayConfig(
         addr=addr,
         provider_addr=provider_addr,
@@ -61,4 +70,5 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         cors_origins=origins,
         rate_limit=rate_limit,
         ws_limits=ws_limits,
+        ws_backlog=ws_backlog,
     )

@@ -9,7 +9,10 @@ generator in tests), encodes each event to JSON text once and offers that same s
 client's bounded queue. The WebSocket handler at the bottom is a thin shell that writes a
 client's queue to its socket.
 
-Slow clients never delay others: a full queue is handled at once, without waiting.
+Slow clients never delay others: a full queue is handled at once, without waiting. A client's
+queue only fills once its socket stops taking frames, so `WsBacklog` also bounds what the socket
+may hold unsent (kernel send buffer and transport buffer); with the OS defaults a loopback
+socket alone absorbs megabytes, minutes of depth diffs, before a stalled client is noticed.
 - depth: the queue is replaced by {"type":"lagged"} and a fresh snapshot of the upstream's own
   copy of the book, at the copy's current update id; the next diff continues from that id.
 - ticker, bookTicker, trades: the client is closed with 1008 "slow consumer".
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -66,6 +70,8 @@ UpstreamMessage = (
 )
 
 CLIENT_QUEUE_FRAMES = 256
+CLIENT_SEND_BUFFER_BYTES = 64 * 1024
+AIOHTTP_WRITER_LIMIT = 2**16  # aiohttp's default writer_limit, kept when the OS buffers are left alone
 UPSTREAM_DEPTH_LEVELS = 1000  # levels per side the gateway's book copy is seeded with (the provider's default)
 MAX_CLIENT_DEPTH_LEVELS = UPSTREAM_DEPTH_LEVELS
 DEFAULT_CLIENT_DEPTH_LEVELS = 100
@@ -139,6 +145,34 @@ class Backoff:
         return float(min(self.maximum_s, self.initial_s * 2 ** max(0, failures - 1)))
 
 
+@dataclass(frozen=True)
+class WsBacklog:
+    """How far one WebSocket client may fall behind before it is lagged (depth, user) or closed (others).
+
+    frames: the client's queue in the gateway. send_buffer_bytes: what its socket may hold unsent,
+    asked of the kernel (SO_SNDBUF, which Linux doubles) and used as the transport's high-water
+    mark; 0 leaves the OS defaults (autotuned up to net.ipv4.tcp_wmem's maximum).
+    """
+
+    frames: int = CLIENT_QUEUE_FRAMES
+    send_buffer_bytes: int = CLIENT_SEND_BUFFER_BYTES
+
+    def __post_init__(self) -> None:
+        if self.frames < 2:
+            raise ValueError("a client queue holds at least 2 frames (lagged notice and snapshot)")
+        if self.send_buffer_bytes < 0:
+            raise ValueError("the send buffer is 0 (OS default) or a number of bytes")
+
+
+def parse_ws_backlog(text: str) -> WsBacklog:
+    """`FRAMES,SEND_BUFFER_BYTES` (e.g. `256,65536`); a single number sets the frames only."""
+    frames_text, sep, bytes_text = text.partition(",")
+    try:
+        return WsBacklog(int(frames_text), int(bytes_text) if sep else CLIENT_SEND_BUFFER_BYTES)
+    except ValueError as exc:
+        raise ValueError(f"expected FRAMES,SEND_BUFFER_BYTES (per WebSocket client), got {text!r}: {exc}") from None
+
+
 # --- one client ---------------------------------------------------------------------------------
 
 
@@ -203,12 +237,17 @@ class UpstreamBroken(Exception):
     """The upstream's messages broke the protocol (a diff gap): reconnect and resynchronise."""
 
 
+def _ignore() -> None:
+    pass
+
+
 class FanOut(ABC):
     """The clients of one upstream and what each upstream message becomes for them."""
 
-    def __init__(self, key: StreamKey) -> None:
+    def __init__(self, key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> None:
         self.key = key
         self.subscribers: list[Subscriber] = []
+        self.on_lagged = on_lagged  # called once per client whose queue overflowed
 
     def join(self, sub: Subscriber) -> None:
         self.subscribers.append(sub)
@@ -235,24 +274,26 @@ class FanOut(ABC):
 class EventFanOut(FanOut):
     """Ticker, bookTicker, trades: each event is a frame; a client that cannot keep up is closed."""
 
-    def __init__(self, key: StreamKey, frames: Callable[[UpstreamMessage], list[str]]) -> None:
-        super().__init__(key)
+    def __init__(
+        self, key: StreamKey, frames: Callable[[UpstreamMessage], list[str]], on_lagged: Callable[[], None] = _ignore
+    ) -> None:
+        super().__init__(key, on_lagged)
         self._frames = frames
         self.slow_closed = 0
 
     def on_message(self, message: UpstreamMessage) -> None:
         for frame in self._frames(message):
-            for sub in self.live():
-                if not sub.offer(frame):
-                    sub.close(SLOW_CONSUMER)
-                    self.slow_closed += 1
+            self._send(frame)
 
     def on_lost(self, reason: str) -> None:
-        frame = convert.encode(convert.ws_gap(self.key.symbol, reason))
+        self._send(convert.encode(convert.ws_gap(self.key.symbol, reason)))
+
+    def _send(self, frame: str) -> None:
         for sub in self.live():
             if not sub.offer(frame):
                 sub.close(SLOW_CONSUMER)
                 self.slow_closed += 1
+                self.on_lagged()
 
 
 def ticker_frames(message: UpstreamMessage) -> list[str]:
@@ -273,8 +314,10 @@ def trade_frames(message: UpstreamMessage) -> list[str]:
 class DepthFanOut(FanOut):
     """Depth: keeps its own copy of the book so any client can be (re)started exactly."""
 
-    def __init__(self, key: StreamKey, upstream_levels: int = UPSTREAM_DEPTH_LEVELS) -> None:
-        super().__init__(key)
+    def __init__(
+        self, key: StreamKey, upstream_levels: int = UPSTREAM_DEPTH_LEVELS, on_lagged: Callable[[], None] = _ignore
+    ) -> None:
+        super().__init__(key, on_lagged)
         self.upstream_levels = upstream_levels
         self.book = OrderBook()
         self.last_update_id = 0
@@ -348,6 +391,7 @@ class DepthFanOut(FanOut):
         for sub in self.live():
             if sub.has_book and not sub.offer(frame):
                 sub.lags += 1
+                self.on_lagged()
                 self._restart(sub, SnapshotReason.LAGGED, lagged=True)
 
     def _void(self, reason: str) -> None:
@@ -373,8 +417,8 @@ class UserFanOut(FanOut):
     re-reads open orders and balances over REST); a late joiner first gets the latest status.
     """
 
-    def __init__(self, key: StreamKey) -> None:
-        super().__init__(key)
+    def __init__(self, key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> None:
+        super().__init__(key, on_lagged)
         self.last_status: str | None = None
         self.lagged = 0
 
@@ -388,6 +432,7 @@ class UserFanOut(FanOut):
             if not sub.offer(frame):
                 sub.lags += 1
                 self.lagged += 1
+                self.on_lagged()
                 sub.replace([self._status(convert.UserStreamState.LAGGED, "this client fell behind; events dropped")])
 
     def _status(self, state: convert.UserStreamState, detail: str) -> str:
@@ -408,17 +453,17 @@ class UserFanOut(FanOut):
         self._send(self.last_status)
 
 
-def new_fanout(key: StreamKey) -> FanOut:
+def new_fanout(key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> FanOut:
     if key.channel is StreamChannel.DEPTH:
-        return DepthFanOut(key)
+        return DepthFanOut(key, on_lagged=on_lagged)
     if key.channel is StreamChannel.USER:
-        return UserFanOut(key)
+        return UserFanOut(key, on_lagged)
     frames = {
         StreamChannel.TICKER: ticker_frames,
         StreamChannel.BOOK_TICKER: book_ticker_frames,
         StreamChannel.TRADES: trade_frames,
     }[key.channel]
-    return EventFanOut(key, frames)
+    return EventFanOut(key, frames, on_lagged)
 
 
 # --- upstream: one provider stream, reopened on failure ------------------------------------------
@@ -434,9 +479,16 @@ _FATAL_ERRORS = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMIS
 class Upstream:
     """Reads one provider stream into its fan-out; owned (started and cancelled) by the hub."""
 
-    def __init__(self, key: StreamKey, source: Source, backoff: Backoff, on_open: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        key: StreamKey,
+        source: Source,
+        backoff: Backoff,
+        on_open: Callable[[], None],
+        on_lagged: Callable[[], None] = _ignore,
+    ) -> None:
         self.key = key
-        self.fanout = new_fanout(key)
+        self.fanout = new_fanout(key, on_lagged)
         self._source = source
         self._backoff = backoff
         self._on_open = on_open
@@ -521,6 +573,13 @@ class StreamHub:
             ["channel"],
             registry=registry,
         )
+        self.lagged = Counter(
+            "gateway_http_ws_lagged",
+            "WebSocket clients that fell behind (their queue overflowed): a depth client is restarted from a "
+            "snapshot, a /ws/user client gets a lagged status, other clients are closed 1008",
+            ["channel"],
+            registry=registry,
+        )
 
     def upstream(self, key: StreamKey) -> Upstream | None:
         return self._upstreams.get(key)
@@ -537,7 +596,13 @@ class StreamHub:
             upstream = None
         if upstream is None:
             channel = key.channel.value
-            upstream = Upstream(key, self._source, self._backoff, self.upstream_opens.labels(channel=channel).inc)
+            upstream = Upstream(
+                key,
+                self._source,
+                self._backoff,
+                self.upstream_opens.labels(channel=channel).inc,
+                self.lagged.labels(channel=channel).inc,
+            )
             self._upstreams[key] = upstream
             self.upstreams_open.labels(channel=channel).inc()
             upstream.start()
@@ -612,6 +677,18 @@ def provider_source(channel: grpc.aio.Channel) -> Source:
 
 STREAM_HUB = web.AppKey("stream_hub", StreamHub)
 WS_CONNECTIONS = web.AppKey("ws_connections", WsConnections)
+WS_BACKLOG = web.AppKey("ws_backlog", WsBacklog)  # its frames must match the hub's capacity
+
+
+def bound_send_buffering(transport: asyncio.Transport | None, limit: int) -> None:
+    """Cap what the connection holds unsent, so a stalled reader fills its queue (and is lagged) soon."""
+    if transport is None or limit == 0:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limit)  # also turns off the kernel's autotuning
+    # Duck-typed: uvloop's transports have the method without subclassing asyncio.WriteTransport.
+    transport.set_write_buffer_limits(high=limit)
 
 
 async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
@@ -638,8 +715,16 @@ async def serve_stream(request: web.Request, key: StreamKey, limit: int = 0) -> 
 
 
 async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(protocols=websocket_protocols(request), heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    send_buffer = request.app.get(WS_BACKLOG, WsBacklog()).send_buffer_bytes
+    ws = web.WebSocketResponse(
+        protocols=websocket_protocols(request),
+        heartbeat=HEARTBEAT_S,
+        max_msg_size=4096,
+        # The writer waits for the transport to drain only after this many bytes since it last looked.
+        writer_limit=send_buffer or AIOHTTP_WRITER_LIMIT,
+    )
     await ws.prepare(request)
+    bound_send_buffering(request.transport, send_buffer)
     hub = request.app[STREAM_HUB]
     with request.app[METRICS].ws_client(route_label(request)):
         sub = hub.subscribe(key, limit=limit)
@@ -680,8 +765,8 @@ async def depth_stream(request: web.Request) -> web.StreamResponse:
 
 _SYMBOL = Param("symbol", str, required=True, location=ParamIn.PATH, pattern=SYMBOL_PATTERN, description="e.g. BTCUSDT")
 _CLOSES = (
-    "Close codes: 1000 gateway shutdown; 1008 policy (unknown symbol, or a slow consumer whose queue of "
-    f"{CLIENT_QUEUE_FRAMES} frames overflowed); 1011 the provider stream failed and reconnecting gave up. "
+    "Close codes: 1000 gateway shutdown; 1008 policy (unknown symbol, or a slow consumer whose queue, "
+    f"{CLIENT_QUEUE_FRAMES} frames by default, overflowed); 1011 the provider stream failed and reconnecting gave up. "
     "Authenticate with `Authorization: Bearer <token>` or the subprotocols `bearer, <token>`."
 )
 

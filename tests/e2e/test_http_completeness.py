@@ -193,6 +193,8 @@ async def test_depth_continuity_across_a_provider_resync_after_a_venue_gap(
 
 
 async def test_a_stalled_client_does_not_hold_up_a_fast_one(http: aiohttp.ClientSession, own: Completeness) -> None:
+    # In these few seconds the stalled client only fills socket buffers; test_http_lag takes one as far
+    # as its lagged notice and the snapshot that restarts it.
     port = own.system.ports.http
     # The stalled client: a raw socket with a tiny receive buffer that completes the upgrade and then never reads.
     raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
