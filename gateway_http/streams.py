@@ -75,7 +75,13 @@ AIOHTTP_WRITER_LIMIT = 2**16  # aiohttp's default writer_limit, kept when the OS
 UPSTREAM_DEPTH_LEVELS = 1000  # levels per side the gateway's book copy is seeded with (the provider's default)
 MAX_CLIENT_DEPTH_LEVELS = UPSTREAM_DEPTH_LEVELS
 DEFAULT_CLIENT_DEPTH_LEVELS = 100
-HEARTBEAT_S = 20.0  # ping interval; aiohttp closes the socket if no pong comes within half of it
+# Keepalive as Binance's: a ping every PING_EVERY_S, and a client heard nothing from (not even a
+# pong) for SILENT_CLIENT_LIMIT_S is closed. Generous on purpose: a ping waits behind whatever the
+# client's socket still holds, so a client that reads slowly answers late; aiohttp's own heartbeat
+# (pong within 10 s) would drop such clients abnormally before their queue could lag them.
+PING_EVERY_S = 20.0
+SILENT_CLIENT_LIMIT_S = 60.0
+CLOSE_WAIT_S = 5.0  # for the closing handshake with a client that stopped answering; then the socket is dropped
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 SYMBOL_PATTERN = "^[A-Z0-9]{2,20}$"
 
@@ -131,6 +137,7 @@ class Close:
 
 SHUTDOWN = Close(CloseCode.NORMAL, "server shutdown")
 SLOW_CONSUMER = Close(CloseCode.POLICY, "slow consumer: the client did not keep up and events were dropped")
+SILENT_CLIENT = Close(CloseCode.POLICY, f"no pong or other frame from the client for {SILENT_CLIENT_LIMIT_S:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -714,11 +721,30 @@ async def serve_stream(request: web.Request, key: StreamKey, limit: int = 0) -> 
         connections.release(holder)
 
 
+async def _keepalive(ws: web.WebSocketResponse, heard: list[float], transport: asyncio.Transport | None) -> None:
+    """Ping every PING_EVERY_S; close a client silent for SILENT_CLIENT_LIMIT_S (`heard[0]`: loop time
+    the client was last heard from). A ping that waits behind a full socket does not hold this up."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(PING_EVERY_S)
+        if loop.time() - heard[0] > SILENT_CLIENT_LIMIT_S:
+            log.info("closing a WebSocket client: %s", SILENT_CLIENT.reason)
+            with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+                await asyncio.wait_for(
+                    ws.close(code=SILENT_CLIENT.code, message=SILENT_CLIENT.reason_bytes()), CLOSE_WAIT_S
+                )
+            if transport is not None:
+                transport.abort()  # it never answered the close either
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            await asyncio.wait_for(ws.ping(), PING_EVERY_S)
+
+
 async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web.WebSocketResponse:
     send_buffer = request.app.get(WS_BACKLOG, WsBacklog()).send_buffer_bytes
     ws = web.WebSocketResponse(
         protocols=websocket_protocols(request),
-        heartbeat=HEARTBEAT_S,
+        autoping=False,  # pings answered and pongs noted below, for the keepalive
         max_msg_size=4096,
         # The writer waits for the transport to drain only after this many bytes since it last looked.
         writer_limit=send_buffer or AIOHTTP_WRITER_LIMIT,
@@ -726,18 +752,25 @@ async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web
     await ws.prepare(request)
     bound_send_buffering(request.transport, send_buffer)
     hub = request.app[STREAM_HUB]
+    loop = asyncio.get_running_loop()
+    heard = [loop.time()]
     with request.app[METRICS].ws_client(route_label(request)):
         sub = hub.subscribe(key, limit=limit)
         pump = asyncio.create_task(_pump(sub, ws), name=f"ws pump {key}")
+        keepalive = asyncio.create_task(_keepalive(ws, heard, request.transport), name=f"ws keepalive {key}")
         try:
-            # Reading answers pings and notices the client's close; clients send nothing we act on.
+            # Reading answers pings and notices the client's close; clients send nothing else we act on.
             async for message in ws:
-                if message.type is WSMsgType.ERROR:
+                heard[0] = loop.time()
+                if message.type is WSMsgType.PING:
+                    await ws.pong(message.data)
+                elif message.type is WSMsgType.ERROR:
                     break
         finally:
             hub.unsubscribe(sub)
             pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            keepalive.cancel()
+            await asyncio.gather(pump, keepalive, return_exceptions=True)
     return ws
 
 

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from binance.provider.v1 import common_pb2 as c
 from binance.provider.v1 import market_data_pb2 as md
 
+from gateway_http import streams
 from gateway_http.errors import errors_middleware
 from gateway_http.metrics import METRICS, Metrics
 from gateway_http.openapi import API, Api
@@ -470,3 +471,42 @@ async def test_a_websocket_client_leaving_ends_the_upstream_and_bad_params_are_4
     assert response.status == 400
     response = await client.get("/ws/trades/btcusdt")
     assert response.status == 400
+
+
+async def test_the_gateway_pings_and_a_client_that_answers_stays_connected(
+    served: tuple[FakeProvider, TestClient[web.Request, web.Application]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "PING_EVERY_S", 0.05)
+    monkeypatch.setattr(streams, "SILENT_CLIENT_LIMIT_S", 0.3)
+    fake, client = served
+    async with client.ws_connect("/ws/trades/BTCUSDT", timeout=WS_TIMEOUT, autoping=False) as ws:
+        await until(lambda: len(fake.feeds) == 1, "the upstream")
+        pings = 0
+        while pings < 12:  # 0.6 s of pings: twice the silence limit, and the client only ever sends pongs
+            message = await ws.receive(timeout=TIMEOUT)
+            assert message.type is WSMsgType.PING, message
+            pings += 1
+            await ws.pong(message.data)
+        fake.push(trades(7))
+        while (message := await ws.receive(timeout=TIMEOUT)).type is WSMsgType.PING:
+            await ws.pong(message.data)
+        assert message.type is WSMsgType.TEXT and orjson.loads(message.data)["t"] == 7
+
+
+async def test_a_client_never_heard_from_is_closed_with_1008_and_the_reason(
+    served: tuple[FakeProvider, TestClient[web.Request, web.Application]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "PING_EVERY_S", 0.05)
+    monkeypatch.setattr(streams, "SILENT_CLIENT_LIMIT_S", 0.3)
+    _, client = served
+    async with client.ws_connect("/ws/trades/BTCUSDT", timeout=WS_TIMEOUT, autoping=False) as ws:
+        pings = 0
+        while True:
+            message = await ws.receive(timeout=TIMEOUT)
+            if message.type is WSMsgType.PING:
+                pings += 1  # seen, never answered
+                continue
+            break
+        assert pings >= 2
+        assert message.type is WSMsgType.CLOSE and message.data == CloseCode.POLICY
+        assert "no pong" in str(message.extra)
