@@ -9,11 +9,17 @@ goes through the same apply path as the market's, so the depth and trade streams
 * QUOTE_STUFFING: every tick the stuffer cancels its previous burst and places a new one of
   minimum-size orders a few ticks behind the touch on both sides, on alternating price grids, so
   every 100 ms diff changes ~100 levels (~1,000 level updates a second) while almost nothing trades.
-* ICEBERG: a hidden seller a few ticks above the best ask shows a tip. Aggressive buyers walk the
-  book up to it (each sweep takes the asks up to one tick above the touch, so the levels on the
-  way are traded through once and left behind), then keep sweeping it twice a second; the seller
-  re-adds the tip right after each sweep, until its hidden size is spent. (A level that refills
-  is only unusual against levels that do not: the walk gives the book those.)
+* ICEBERG: a hidden seller some ticks above the best ask shows a tip. Aggressive buyers walk the
+  book up to it (each sweep takes the asks up to a few ticks above the touch, so the levels on the
+  way are traded through once and left behind), then keep sweeping it every 700 ms. Whoever
+  empties the tip (the sweepers or the market's own buyers), the seller re-adds it on the next
+  tick, so the trades and the refill are in different depth@100ms diffs: the stream shows the
+  level emptied, then a new quantity at the same price, as a refilling order does on Binance
+  (refilled in the trades' own window, the diff would net the two and show no change at all).
+  The tip is re-added as a GTC limit sell, so bids that moved into the emptied level are sold
+  into, as the hidden quantity would have been, rather than blocking the refill. Refills stop
+  when its hidden size is spent. (A level that refills is only unusual against levels that do
+  not: the walk gives the book those.) :attr:`PatternStatus.price` is its price once placed.
 * FLASH_CRASH: bid liquidity providers pull every bid within ``band`` ticks under the best ask and
   keep pulling as it moves, so near-touch bid depth collapses and the spread gapes; aggressive
   sellers hit what is left.
@@ -58,7 +64,11 @@ KEEP_FINISHED = 16  # finished patterns kept for the status report
 
 STUFFING_ORDERS_PER_SIDE = 25  # per tick, on each side: ~100 changed levels per diff with the cancels
 STUFFING_FIRST_OFFSET = 2  # ticks behind the touch: close, but not the best price itself
-ICEBERG_SWEEP_EVERY_TICKS = 5  # two sweeps a second: the level is traded through in every second
+# A sweep every 7 ticks: the level is traded through in every second, and 7 is prime to the 10
+# ticks of a second, so a 1-second snapshot catches the level between a sweep and its refill (the
+# tick after) 1 time in 7 whatever the start's phase. With a period dividing 10 (5 was tried)
+# the sweep and the snapshot lock in phase: from some starts every snapshot sees the level emptied.
+ICEBERG_SWEEP_EVERY_TICKS = 7
 ICEBERG_DISTANCE_TICKS = 30  # the hidden seller's price above the best ask at the start
 ICEBERG_WALK_TICKS = 3  # a sweep on the way up takes the asks up to this many ticks above the touch
 # (walking fast leaves levels behind unrefilled: the book's contrast the detector's test needs)
@@ -93,6 +103,7 @@ class PatternStatus:
     ends_ms: int
     operations: int  # engine calls the pattern made (orders and cancels)
     running: bool
+    price: Decimal | None = None  # the level the pattern acts at (the iceberg's), once it has one
 
 
 Apply = Callable[[OrderResult], None]
@@ -131,9 +142,17 @@ class _Actor:
         return min((qty / step).to_integral_value(rounding="ROUND_FLOOR") * step, self.spec.lot_size.max_qty)
 
     def place(
-        self, account: str, side: Side, qty: Decimal, price_ticks: int, now_ms: int, *, take: bool = False
+        self,
+        account: str,
+        side: Side,
+        qty: Decimal,
+        price_ticks: int,
+        now_ms: int,
+        *,
+        time_in_force: TimeInForce | None = None,
     ) -> OrderResult | None:
-        """A resting LIMIT_MAKER, or (``take``) an IOC limit order; None when the engine refuses it."""
+        """A resting LIMIT_MAKER, or a limit order with ``time_in_force`` (IOC: takes only; GTC: takes
+        what crosses it, rests the rest); None when the engine refuses it."""
         if price_ticks <= 0 or qty <= 0:
             return None
         self.operations += 1
@@ -142,8 +161,8 @@ class _Actor:
                 account,
                 self.spec.symbol,
                 side,
-                OrderType.LIMIT if take else OrderType.LIMIT_MAKER,
-                time_in_force=TimeInForce.IOC if take else None,
+                OrderType.LIMIT_MAKER if time_in_force is None else OrderType.LIMIT,
+                time_in_force=time_in_force,
                 quantity=qty,
                 price=price_ticks * self.tick,
                 self_trade_prevention_mode=SelfTradePreventionMode.NONE,
@@ -170,6 +189,10 @@ class _Pattern:
 
     def tick(self, now_ms: int) -> None:
         raise NotImplementedError
+
+    def level(self) -> Decimal | None:
+        """The one price the pattern acts at, if it has one."""
+        return None
 
     def finish(self, now_ms: int) -> None:
         """Leave nothing of the pattern resting (the market keeps what it did)."""
@@ -211,7 +234,11 @@ class _Iceberg(_Pattern):
         self.tip_size = Decimal(0)
         self.hidden = Decimal(0)
         self.tip: int | None = None
+        self.refill_due = False  # the tip was found gone at the end of an earlier tick
         self.seconds = seconds
+
+    def level(self) -> Decimal | None:
+        return None if self.price is None else self.price * self.actor.tick
 
     def _start(self) -> bool:
         a = self.actor
@@ -233,7 +260,7 @@ class _Iceberg(_Pattern):
         if size <= 0:
             self.tip = None
             return
-        result = a.place(PATTERN_MAKER, Side.SELL, size, price, now_ms)
+        result = a.place(PATTERN_MAKER, Side.SELL, size, price, now_ms, time_in_force=TimeInForce.GTC)
         self.tip = None if result is None else result.order_id
         if result is not None:
             self.hidden -= size
@@ -243,16 +270,17 @@ class _Iceberg(_Pattern):
             return
         a, price = self.actor, self.price
         assert price is not None
-        if self.ticks == 0:
-            self._refill(now_ms)
-        elif self.ticks % ICEBERG_SWEEP_EVERY_TICKS == 0:
+        if self.ticks == 0 or self.refill_due:
+            self._refill(now_ms)  # before the sweep: the sweepers find the new tip
+        if self.ticks and self.ticks % ICEBERG_SWEEP_EVERY_TICKS == 0:
             # Buyers aimed at the level: walk up to it, then take everything offered up to it, not beyond.
             _, ask = a.touch()
             limit = price if ask is None else min(price, ask + ICEBERG_WALK_TICKS)
             _, asks = a.engine.depth(a.spec.symbol, 50)[1:]
             qty = a.lots(sum((q for p, q in asks if p / a.tick <= limit), Decimal(0)))
-            a.place(PATTERN_TAKER, Side.BUY, qty, limit, now_ms, take=True)
-            self._refill(now_ms)
+            a.place(PATTERN_TAKER, Side.BUY, qty, limit, now_ms, time_in_force=TimeInForce.IOC)
+        # Whoever took the tip in this tick, the seller re-adds it in a later one (a later depth diff).
+        self.refill_due = self.tip is None or self.tip not in a.open_ids(PATTERN_MAKER)
 
     def finish(self, now_ms: int) -> None:
         if self.tip is not None:
@@ -274,7 +302,7 @@ class _FlashCrash(_Pattern):
             _, bids = a.engine.depth(a.spec.symbol, FLASH_SELL_LEVELS)[1:]
             if bids:
                 qty = a.lots(sum((q for _, q in bids), Decimal(0)))
-                a.place(PATTERN_TAKER, Side.SELL, qty, int(bids[-1][0] / a.tick), now_ms, take=True)
+                a.place(PATTERN_TAKER, Side.SELL, qty, int(bids[-1][0] / a.tick), now_ms, time_in_force=TimeInForce.IOC)
 
 
 @dataclass
@@ -353,4 +381,12 @@ class PatternRunner:
 
 
 def _status(run: _Running) -> PatternStatus:
-    return PatternStatus(run.kind, run.symbol, run.started_ms, run.ends_ms, run.pattern.actor.operations, run.running)
+    return PatternStatus(
+        run.kind,
+        run.symbol,
+        run.started_ms,
+        run.ends_ms,
+        run.pattern.actor.operations,
+        run.running,
+        run.pattern.level(),
+    )

@@ -19,7 +19,8 @@ the hub's own fault and connection counters.
     POST /control/reset              disarm everything (counters are kept; the clock offset goes to 0)
     GET  /control/replay             replay progress;  POST /control/replay/start {"symbol":optional}
     POST /control/pattern            {"kind":"quote_stuffing"|"iceberg"|"flash_crash", "symbol":"ETHUSDT",
-                                      "seconds":N}   an anomaly pattern on the synthetic market
+                                      "seconds":N}   an anomaly pattern on the synthetic market (its
+                                      status, with the iceberg's price, under "patterns" in counters)
 """
 
 from __future__ import annotations
@@ -313,6 +314,7 @@ class ControlApi:
                 "endMs": p.ends_ms,
                 "operations": p.operations,
                 "running": p.running,
+                "price": None if p.price is None else str(p.price),  # the iceberg's level
             }
             for p in patterns
         ]

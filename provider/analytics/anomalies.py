@@ -18,9 +18,11 @@ interval is a *traded interval* of the level, and it is a *refill* when
 ``q_{i+1} > max(q_i - traded, 0)``; the refilled quantity is the difference. ``q_{i+1}`` is known
 when ``P`` is visible in snapshot ``i+1``, or absent but inside its visible range (then 0: the
 level was emptied or the price moved through it); beyond the deepest visible level it is unknown
-and the interval is skipped. Per level over the window: ``n`` traded intervals, ``k`` refills,
-``R`` refilled quantity, ``s`` snapshots the level was visible in (≈ seconds), refill rate
-``r = R / s``. A level is an iceberg when
+and the interval is skipped. An emptied level that is visible again in snapshot ``i+2`` was
+refilled after snapshot ``i+1`` (a refill lands in a later depth diff than the trades, and the
+snapshot can fall between them): its quantity there stands for ``q_{i+1}``. Per level over the
+window: ``n`` traded intervals, ``k`` refills, ``R`` refilled quantity, ``s`` snapshots the level
+was visible in (≈ seconds), refill rate ``r = R / s``. A level is an iceberg when
 
 * ``r > 5 × median(r)`` over every level of that side traded through in the window, and
 * ``k >= 3``, and
@@ -243,9 +245,20 @@ def _iceberg_side(side: _SideBook, times: NDArray[np.int64], trades: TradeArrays
     if not event.any():
         return []
     rows, cols = np.nonzero(event)
+    seen_q = next_q[rows, cols]
+    seen_at = rows + 1  # the snapshot the level's next quantity is read from
+    # A level the trades emptied that is shown again one snapshot later was refilled after the
+    # snapshot between them (the refill came in a later depth diff): read it from that snapshot.
+    emptied = np.flatnonzero(~present[rows, cols] & (rows + 2 < m))
+    if len(emptied):
+        later = rows[emptied] + 2
+        same = px[later] == px[rows[emptied], cols[emptied]][:, None]
+        back = same.any(axis=1)
+        seen_q[emptied[back]] = (same * q[later]).sum(axis=1)[back]
+        seen_at[emptied[back]] += 1
     q_before = q[:-1][rows, cols]
     residual = np.maximum(q_before - tr_iv[rows, cols], 0.0)
-    refill = next_q[rows, cols] - residual
+    refill = seen_q - residual
     refilled = refill > 1e-12
     level_ticks = grid.ticks(px[:-1][rows, cols])
     levels, inv = np.unique(level_ticks, return_inverse=True)
@@ -272,7 +285,7 @@ def _iceberg_side(side: _SideBook, times: NDArray[np.int64], trades: TradeArrays
         if confidence < ICEBERG_MIN_CONFIDENCE:
             continue
         at = np.flatnonzero((inv == c) & refilled)
-        first, last = int(times[rows[at[0]]]), int(times[rows[at[-1]] + 1])
+        first, last = int(times[rows[at[0]]]), int(times[seen_at[at[-1]]])
         ratio = float(refill_qty[c] / shown[c]) if shown[c] > 0 else math.inf
         sev = (
             Severity.HIGH

@@ -1,6 +1,11 @@
 """The pattern generator: each pattern's shape, and that the provider's own recording and anomaly
 detection (run in-process on the engine's output, as the provider would record it) flags it,
-while the same synthetic market without a pattern raises nothing."""
+while the same synthetic market without a pattern raises nothing.
+
+Everything runs on a simulated clock (explicit ``now_ms`` values, 100 ms ticks, a snapshot after
+every tenth), so each case is deterministic; the iceberg is checked from every phase of its start
+within the second and on several market seeds, since its sweep cycle against the 1-second
+snapshots is what decides whether a snapshot sees the level between a sweep and its refill."""
 
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ class _Tape:
     engine: MatchingEngine
     acc: ActivityAccumulator = field(init=False)
     window: dict[tuple[Side, Decimal], Decimal] = field(default_factory=dict)
+    diffs: list[tuple[int, dict[tuple[Side, Decimal], Decimal]]] = field(default_factory=list)  # per tick
     book: dict[tuple[Side, Decimal], float] = field(default_factory=dict)
     trades: list[tuple[int, float, float, bool]] = field(default_factory=list)
     bars: list[ActivityRecord] = field(default_factory=list)
@@ -66,6 +72,7 @@ class _Tape:
         self.window = {}
 
     def flush(self, now_ms: int) -> None:
+        self.diffs.append((now_ms, self.window))
         for (side, price), qty in self.window.items():
             prev = self.book.get((side, price), 0.0)
             self.book[(side, price)] = float(qty)
@@ -119,10 +126,11 @@ class _Sim:
     symbol: str = "ETHUSDT"
     now_ms: int = T0
     engine: MatchingEngine = field(default_factory=MatchingEngine)
+    seed: int = 7
 
     def __post_init__(self) -> None:
         self.tape = _Tape(self.symbol, self.engine)
-        self.market = SyntheticMarket(self.engine, 7, self.tape.apply)
+        self.market = SyntheticMarket(self.engine, self.seed, self.tape.apply)
         self.runner = PatternRunner(self.engine, self.tape.apply)
         spec, profile = symbol_setup(self.symbol)
         self.engine.add_symbol(spec)
@@ -153,8 +161,8 @@ def _evidence(a: Anomaly) -> dict[str, float]:
     return {e.name: e.value for e in a.evidence}
 
 
-def _inject(kind: PatternKind, before: float, seconds: float, after: float = 3) -> tuple[_Sim, int]:
-    sim = _Sim()
+def _inject(kind: PatternKind, before: float, seconds: float, after: float = 3, seed: int = 7) -> tuple[_Sim, int]:
+    sim = _Sim(seed=seed)
     sim.run(before)
     start = sim.now_ms
     sim.runner.start(kind, sim.symbol, seconds, start)
@@ -176,15 +184,29 @@ def test_quote_stuffing_is_detected_with_few_fills() -> None:
     assert sim.engine.open_orders(PATTERN_MAKER, sim.symbol) == []  # nothing left resting
 
 
-def test_iceberg_is_detected_at_its_price() -> None:
-    sim, start = _inject(PatternKind.ICEBERG, 20, 30)
+@pytest.mark.parametrize("seed", [7, 11, 23])
+@pytest.mark.parametrize("phase_ms", range(0, 1000, 100))
+def test_iceberg_is_detected_at_its_price(seed: int, phase_ms: int) -> None:
+    sim, start = _inject(PatternKind.ICEBERG, 20 + phase_ms / 1000, 40, seed=seed)
+    [status] = sim.runner.status()
+    assert status.price is not None and not status.running
+    price = status.price
+    # The stream shows it as a refilling order: the level emptied in the diff of the trades that
+    # took the tip, and a new quantity at that price in the next diff.
+    emptied = [i for i, (t, d) in enumerate(sim.tape.diffs) if t < status.ends_ms and d.get((Side.SELL, price)) == 0]
+    refilled_next = sum(sim.tape.diffs[i + 1][1].get((Side.SELL, price), 0) > 0 for i in emptied)
+    assert len(emptied) >= 30 and refilled_next >= 0.9 * len(emptied)
+
     result = sim.tape.anomalies(start, sim.now_ms)
     [found] = result.anomalies
     assert found.type is AnomalyType.ICEBERG and found.confidence >= 0.99
-    ask_then = next(asks for t, _, asks in sim.tape.snaps if t == start)[0][0]
-    assert Decimal(found.price) > ask_then  # the hidden seller sat above the touch the walk started from
+    assert Decimal(found.price) == price and "sell interest" in found.recommended_action
+    ask_then = [asks for t, _, asks in sim.tape.snaps if t <= start][-1][0][0]
+    assert price > ask_then  # the hidden seller sat above the touch the walk started from
     ev = _evidence(found)
-    assert ev["refills"] >= 15 and ev["refill_rate"] > 5 * ev["median_refill_rate"]
+    assert ev["refills"] >= 20 and ev["refills"] >= 0.9 * ev["traded_intervals"]
+    assert ev["refill_rate"] > 5 * ev["median_refill_rate"]
+    assert start < found.window.start_ms < found.detected_at_ms  # refilled from the walk's end on
     assert sim.engine.open_orders(PATTERN_MAKER, sim.symbol) == []
 
 

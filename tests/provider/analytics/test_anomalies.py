@@ -124,6 +124,55 @@ def test_iceberg_on_bids_needs_aggressor_sells() -> None:
     assert detect_icebergs(mirrored, trades, GRID) == []  # buys never hit bids
 
 
+def late_refill_book(m: int, emptied: set[int]) -> tuple[SnapshotArrays, TradeArrays]:
+    """Asks as in :func:`iceberg_book`; 100.00 is bought (1.0) in every second it is shown at the
+    start of, is missing (emptied, inside the visible range) from the snapshots in ``emptied``, and
+    shows 0.6 in a snapshot right after a missing one, 1.0 otherwise."""
+    t = seconds(m)
+    drain = [1.0 - 0.01 * i for i in range(m)]
+    ask_px = [[math.nan if i in emptied else 100.00, 100.01, 100.02, 100.03] for i in range(m)]
+    shown = [0.0 if i in emptied else 0.6 if i - 1 in emptied else 1.0 for i in range(m)]
+    ask_qty = [[shown[i], drain[i], drain[i], drain[i]] for i in range(m)]
+    rows = []
+    for i in range(m - 1):
+        if i not in emptied:
+            rows.append((t[i] + 500, 100.00, 1.0, False))
+        rows += [(t[i] + 600, p, 0.01, False) for p in (100.01, 100.02, 100.03)]
+    return make_snaps(t, [[99.99]] * m, [[1.0]] * m, ask_px, ask_qty), make_trades(rows)
+
+
+@pytest.mark.parametrize(
+    ("emptied", "expected"),
+    [
+        # (refills, traded intervals, refilled quantity, second the last refill was seen in)
+        # Intervals starting at a snapshot showing 100.00: 0-2, 4-5, 7-8. The two emptied by the
+        # trades (2, 5) are shown again one snapshot later (0.6): refills read from there.
+        ({3, 6}, (7, 7, 5 * 1.0 + 2 * 0.6, 9)),
+        # Missing from two snapshots in a row: interval 2 drained; 0-1 and 5-8 refill.
+        ({3, 4}, (6, 7, 6 * 1.0, 9)),
+        # Interval 7's refill is seen late, in the last snapshot.
+        ({8}, (8, 8, 7 * 1.0 + 0.6, 9)),
+        # Missing from the last snapshot: nothing after it, so interval 8 drained.
+        ({9}, (8, 9, 8 * 1.0, 8)),
+        # Gone for good after snapshot 2: refills at 0 and 1 only, below the minimum of 3.
+        (set(range(3, 10)), None),
+    ],
+)
+def test_refill_a_snapshot_late_counts(emptied: set[int], expected: tuple[int, int, float, int] | None) -> None:
+    snaps, trades = late_refill_book(10, emptied)
+    found = detect_icebergs(snaps, trades, GRID)
+    if expected is None:
+        assert found == []
+        return
+    [a] = found
+    assert a.price == "100.00"
+    ev = {e.name: e.value for e in a.evidence}
+    refills, intervals, quantity, seen = expected
+    assert (ev["refills"], ev["traded_intervals"]) == (refills, intervals)
+    assert ev["refilled_quantity"] == pytest.approx(quantity)
+    assert a.detected_at_ms == T0 + 1000 * seen
+
+
 @pytest.mark.parametrize(
     ("k", "n", "p", "expected"),
     [(0, 5, 0.3, 1.0), (2, 2, 0.5, 0.25), (1, 3, 0.5, 0.875), (3, 3, 0.0, 0.0), (4, 3, 0.5, 0.0), (2, 4, 1.0, 1.0)],
