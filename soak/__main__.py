@@ -60,6 +60,10 @@ ORDER_SYMBOL = "BTCUSDT"
 USER_GRACE_S = 5.0  # after an order's cancel, for its last event to reach every /ws/user client
 FINAL_CHECK_S = 20.0  # at the end, for events and balances to settle before they are judged
 RSS_EVERY_S = 5.0
+# A smaller backlog than the default (256 frames, 64 KiB) so the slow clients, which read half as
+# fast as depth diffs arrive, are lagged within a 2-minute run rather than after several minutes.
+SOAK_WS_BACKLOG = "64,16384"
+SLOW_READ_PAUSE_S = 0.2
 # Real Binance data beside the synthetic market: the recorded ETHUSDT session (346 s) is replayed in
 # place of ETHUSDT's synthetic flow, paced to last the whole run.
 RECORDED_ETHUSDT = REPO_ROOT.parent / "shared" / "data" / "binance-recorded" / "hftbacktest_spot_ethusdt_20240808.gz"
@@ -262,7 +266,7 @@ class Soak:
             ws_audited = [DepthClient(s, self.read_token, audited=True) for s in self.audited_symbols]
             depth = int(profile.ws_clients * 0.6)
             slow = [
-                SlowDepthClient(self.symbols[i % len(self.symbols)], self.read_token, pause_s=0.5)
+                SlowDepthClient(self.symbols[i % len(self.symbols)], self.read_token, pause_s=SLOW_READ_PAUSE_S)
                 for i in range(profile.slow_clients)
             ]
             ws_depth: list[DepthClient] = ws_audited + [
@@ -425,6 +429,8 @@ class Soak:
                 "Orders go in turn through gateway_http (REST), gateway_mcp (preview, then confirm) and the "
                 "provider's gRPC Trading service.",
                 "The provider was restarted (kill -9) once: its RSS at the end is the new process's.",
+                f"gateway_http runs with GATEWAY_HTTP_WS_BACKLOG={SOAK_WS_BACKLOG} so that the slow clients "
+                "are lagged within the run.",
             ),
         )
         return figures, render(figures)
@@ -508,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         "PROVIDER_SYMBOLS": symbols,
         "PROVIDER_STREAM_STALL_S": str(STALL_S),
         "GATEWAY_TOKENS_FILE": str(root / "tokens.json"),
+        "GATEWAY_HTTP_WS_BACKLOG": SOAK_WS_BACKLOG,
     }
     ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)

@@ -258,7 +258,7 @@ def render(f: SoakFigures) -> str:
         f"resync/lagged notices ({f.ws_lagged} lagged), {f.ws_reconnects} reconnects, "
         f"{f.ws_diffs_while_void} diffs received while void.",
         "",
-        f"- Slow depth clients (tiny receive buffer, one frame read per 0.5 s): {f.ws_lagged} lagged notices; "
+        f"- Slow depth clients (tiny receive buffer, one frame read per 0.2 s): {f.ws_lagged} lagged notices; "
         "connections ended by the gateway, by close code: "
         + (", ".join(f"{k} {v}" for k, v in sorted(f.slow_client_closes.items())) or "none")
         + ".",
