@@ -4,11 +4,16 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from bench.bench_analytics import synthetic_market
 from provider.analytics.anomalies import (
     Anomalies,
     AnomalyType,
+    _count_shown,
+    _next_quantity,
+    _trade_intervals,
+    _traded_levels,
     anomalies,
     binomial_sf,
     detect_flash_crash_risk,
@@ -171,6 +176,99 @@ def test_refill_a_snapshot_late_counts(emptied: set[int], expected: tuple[int, i
     assert (ev["refills"], ev["traded_intervals"]) == (refills, intervals)
     assert ev["refilled_quantity"] == pytest.approx(quantity)
     assert a.detected_at_ms == T0 + 1000 * seen
+
+
+def random_side(rng: np.random.Generator, m: int, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """One side of ``m`` snapshots x ``n`` levels as the detector may meet it: prices on a narrow
+    0.01 grid, so levels repeat across snapshots (and, unsorted, within one); NaN gaps; sometimes
+    a whole snapshot empty; missing levels have quantity 0."""
+    px = np.round(rng.integers(9_995, 10_005, (m, n)) * 0.01, 2)
+    if rng.random() < 0.5:  # a proper ladder instead: ascending, distinct
+        px = np.round((9_995 + np.cumsum(rng.integers(1, 3, (m, n)), axis=1)) * 0.01, 2)
+    px[rng.random((m, n)) < rng.choice([0.0, 0.3, 0.7])] = math.nan
+    px[rng.random(m) < 0.1] = math.nan
+    qty = np.where(np.isnan(px), 0.0, rng.choice([0.5, 1.0, 1.5, 0.1, 0.3], (m, n)) * rng.integers(1, 4, (m, n)))
+    return px, qty
+
+
+def read_next_quantity(
+    px: NDArray[np.float64], q: NDArray[np.float64], r: int, c: int, deeper_is_lower: bool
+) -> tuple[bool, float, int]:
+    """The module docstring's rule for one traded level, read off the rows one level at a time."""
+    price = px[r, c]
+    shown = [k for k in range(px.shape[1]) if px[r + 1, k] == price]
+    visible = [float(x) for x in px[r + 1] if not math.isnan(x)]
+    inside = bool(visible) and (price >= min(visible) if deeper_is_lower else price <= max(visible))
+    if not shown and not inside:
+        return False, 0.0, r + 1
+    if not shown and r + 2 < len(px):
+        again = [k for k in range(px.shape[1]) if px[r + 2, k] == price]
+        if again:
+            return True, sum(float(q[r + 2, k]) for k in again), r + 2
+    return True, sum(float(q[r + 1, k]) for k in shown), r + 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_next_quantity_matches_a_level_by_level_reading(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    checked = {"late": 0, "unknown": 0, "duplicate": 0}
+    for _ in range(60):
+        m, n = int(rng.integers(2, 12)), int(rng.integers(1, 7))
+        px, q = random_side(rng, m, n)
+        rows, cols = np.nonzero(~np.isnan(px[:-1]))
+        deeper_is_lower = bool(rng.random() < 0.5)
+        known, seen_q, seen_at = _next_quantity(px, q, rows, cols, deeper_is_lower)
+        for e, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+            is_known, quantity, at = read_next_quantity(px, q, r, c, deeper_is_lower)
+            assert bool(known[e]) is is_known, (seed, r, c)
+            if is_known:
+                assert (seen_q[e], seen_at[e]) == (pytest.approx(quantity), at), (seed, r, c)
+            checked["late"] += is_known and at == r + 2
+            checked["unknown"] += not is_known
+            checked["duplicate"] += int(np.sum(px[r + 1] == px[r, c]) > 1)
+    assert min(checked.values()) > 0, checked  # every branch was met
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_traded_levels_match_a_trade_by_trade_count(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(60):
+        m, n = int(rng.integers(1, 10)), int(rng.integers(1, 6))
+        px, _ = random_side(rng, m, n)
+        k = int(rng.integers(0, 80))
+        ti = np.sort(rng.integers(0, m, k)) if rng.random() < 0.8 else rng.integers(0, m, k)
+        tp = np.round(rng.integers(9_995, 10_010, k) * 0.01, 2)
+        tq = rng.choice([0.0, 0.01, 0.5, 1.25], k)
+        expected: dict[tuple[int, int], float] = {}
+        for i, p, v in zip(ti.tolist(), tp.tolist(), tq.tolist(), strict=True):
+            first = next((j for j in range(n) if px[i, j] == p), None)
+            if first is not None:
+                expected[i, first] = expected.get((i, first), 0.0) + v
+        rows, cols, traded = _traded_levels(px, ti, tp, tq)
+        got = list(zip(rows.tolist(), cols.tolist(), traded.tolist(), strict=True))
+        assert got == sorted((i, j, v) for (i, j), v in expected.items() if v > 0), seed
+
+
+@pytest.mark.parametrize("sorted_trades", [True, False])
+def test_trade_intervals_match_a_binary_search(sorted_trades: bool) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        times = np.sort(rng.integers(0, 10_000, int(rng.integers(0, 30))))
+        trade_times = rng.integers(-1_000, 11_000, int(rng.integers(0, 200)))
+        if len(times):
+            trade_times[::3] = rng.choice(times, len(trade_times[::3]))  # exactly at snapshots
+        if sorted_trades:
+            trade_times.sort()
+        expected = np.searchsorted(times, trade_times, side="left") - 1
+        assert _trade_intervals(times, trade_times).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("span", [50, 10**9])  # a count per tick of the span, and binary search past it
+def test_count_shown(span: int) -> None:
+    rng = np.random.default_rng(span)
+    ticks = rng.integers(0, span, 5_000)
+    levels = np.unique(rng.choice(ticks, 20))
+    assert _count_shown(ticks, levels).tolist() == [int(np.sum(ticks == v)) for v in levels]
 
 
 @pytest.mark.parametrize(
