@@ -152,8 +152,9 @@ def add_account_routes(api: Api, channel_key: ChannelKey) -> None:
             'be missing; "reconciled": back, and the provider re-read open orders and balances; "lagged": events '
             "were dropped. After anything but connected, re-read GET /api/v1/openOrders and "
             "/api/v1/account/balance. A new client first gets the latest status. A client whose queue of "
-            f"{CLIENT_QUEUE_FRAMES} frames overflows loses it and gets a lagged status. Close codes: 1000 gateway "
-            "shutdown; 1011 the provider stream failed and reconnecting gave up. Authenticate with "
+            f"{CLIENT_QUEUE_FRAMES} frames (by default) overflows loses it and gets a lagged status. Close codes: "
+            "1000 gateway shutdown; 1008 no pong or other frame for 60 s; 1011 the provider stream failed and "
+            "reconnecting gave up. Authenticate with "
             "`Authorization: Bearer <token>` or the subprotocols `bearer, <token>`."
         ),
         tags=("account streams",),

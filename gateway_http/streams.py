@@ -798,8 +798,10 @@ async def depth_stream(request: web.Request) -> web.StreamResponse:
 
 _SYMBOL = Param("symbol", str, required=True, location=ParamIn.PATH, pattern=SYMBOL_PATTERN, description="e.g. BTCUSDT")
 _CLOSES = (
-    "Close codes: 1000 gateway shutdown; 1008 policy (unknown symbol, or a slow consumer whose queue, "
-    f"{CLIENT_QUEUE_FRAMES} frames by default, overflowed); 1011 the provider stream failed and reconnecting gave up. "
+    "Close codes: 1000 gateway shutdown; 1008 policy (unknown symbol, a slow consumer whose queue, "
+    f"{CLIENT_QUEUE_FRAMES} frames by default, overflowed, or no pong or other frame from the client for "
+    f"{SILENT_CLIENT_LIMIT_S:.0f} s); 1011 the provider stream failed and reconnecting gave up. The gateway pings "
+    f"every {PING_EVERY_S:.0f} s. "
     "Authenticate with `Authorization: Bearer <token>` or the subprotocols `bearer, <token>`."
 )
 
