@@ -23,9 +23,11 @@ from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_mi
 from gateway_http.openapi import API, Api, add_openapi_routes
 from gateway_http.security import RateLimiter, WsConnections, auth_middleware, cors_middleware, rate_limit_middleware
 from gateway_http.streams import (
+    LIVE_SOCKETS,
     STREAM_HUB,
     WS_BACKLOG,
     WS_CONNECTIONS,
+    LiveSockets,
     StreamHub,
     add_stream_routes,
     close_streams,
@@ -87,6 +89,7 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
     metrics = app[METRICS] = Metrics()
     app[WS_CONNECTIONS] = WsConnections(config.ws_limits)
     app[WS_BACKLOG] = config.ws_backlog
+    app[LIVE_SOCKETS] = LiveSockets()
     app.middlewares.extend(
         [
             metrics_middleware(metrics),

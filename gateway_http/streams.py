@@ -687,6 +687,37 @@ WS_CONNECTIONS = web.AppKey("ws_connections", WsConnections)
 WS_BACKLOG = web.AppKey("ws_backlog", WsBacklog)  # its frames must match the hub's capacity
 
 
+class LiveSockets:
+    """The transports of the open WebSocket stream clients, so shutdown can drop those that never
+    took their close frame (a client that stopped reading holds its handler in a blocked write)."""
+
+    def __init__(self) -> None:
+        self._open: set[asyncio.Transport] = set()
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    def add(self, transport: asyncio.Transport) -> None:
+        self._open.add(transport)
+        self._none_open.clear()
+
+    def discard(self, transport: asyncio.Transport) -> None:
+        self._open.discard(transport)
+        if not self._open:
+            self._none_open.set()
+
+    async def drop_after(self, wait_s: float) -> int:
+        """Wait up to `wait_s` for every client to be gone, then abort the sockets left; how many."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_open.wait(), wait_s)
+        left = list(self._open)
+        for transport in left:
+            transport.abort()
+        return len(left)
+
+
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
+
+
 def bound_send_buffering(transport: asyncio.Transport | None, limit: int) -> None:
     """Cap what the connection holds unsent, so a stalled reader fills its queue (and is lagged) soon."""
     if transport is None or limit == 0:
@@ -754,6 +785,9 @@ async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web
     hub = request.app[STREAM_HUB]
     loop = asyncio.get_running_loop()
     heard = [loop.time()]
+    live, transport = request.app.get(LIVE_SOCKETS), request.transport
+    if live is not None and transport is not None:
+        live.add(transport)
     with request.app[METRICS].ws_client(route_label(request)):
         sub = hub.subscribe(key, limit=limit)
         pump = asyncio.create_task(_pump(sub, ws), name=f"ws pump {key}")
@@ -771,6 +805,8 @@ async def _serve_stream(request: web.Request, key: StreamKey, limit: int) -> web
             pump.cancel()
             keepalive.cancel()
             await asyncio.gather(pump, keepalive, return_exceptions=True)
+            if live is not None and transport is not None:
+                live.discard(transport)
     return ws
 
 
@@ -879,7 +915,13 @@ def add_stream_routes(api: Api) -> None:
 
 
 async def close_streams(app: web.Application) -> None:
-    """on_shutdown: close every client with 1000 so their handlers return before the server waits on them."""
+    """on_shutdown: close every client with 1000 so their handlers return before the server waits on
+    them; after CLOSE_WAIT_S the sockets of clients that did not take their close frame are dropped."""
     hub = app.get(STREAM_HUB)
     if hub is not None:
         await hub.close()
+    live = app.get(LIVE_SOCKETS)
+    if live is not None:
+        dropped = await live.drop_after(CLOSE_WAIT_S)
+        if dropped:
+            log.info("shutdown: dropped %d WebSocket clients that did not take their close frame", dropped)

@@ -249,3 +249,31 @@ async def test_a_stalled_depth_client_is_lagged_restarted_and_continuous_while_a
         f"computed bound {bound:.1f} s; lagged after {stall_s:.1f} s; lagged frames seen {lags_seen}, "
         f"counted {lagged_total - lagged_before:.0f}"
     )
+
+
+async def test_the_gateway_stops_promptly_and_cleanly_while_a_stalled_client_blocks_its_socket(
+    http: aiohttp.ClientSession, lag_system: LagSystem
+) -> None:
+    """Shutdown closes every client with 1000; one that stopped reading cannot take the close frame,
+    so its socket is dropped after a few seconds instead of holding the process past its stop timeout."""
+    system, tokens = lag_system.system, lag_system.tokens
+    lagged_before = metric(await metrics_text(http), "gateway_http_ws_lagged_total", channel="depth")
+    raw, _ = open_stalled_client(system.ports.http, tokens["slow"])
+    try:
+
+        async def lagged() -> bool:
+            return metric(await metrics_text(http), "gateway_http_ws_lagged_total", channel="depth") > lagged_before
+
+        deadline = time.monotonic() + 45  # the module's small backlog overflows in seconds (see above)
+        while not await lagged():  # the gateway's write to this client is now blocked
+            assert time.monotonic() < deadline, "the stalled client was never lagged"
+            await asyncio.sleep(0.1)
+        gateway = system.process("gateway_http")
+        started = time.monotonic()
+        code = await asyncio.to_thread(gateway.stop, 9.0)  # SIGKILL after 9 s would give -9
+        took = time.monotonic() - started
+        assert code == 0, f"gateway_http exited with {code} after {took:.1f} s"
+        gateway.start()
+        await asyncio.to_thread(gateway.wait_ready, 30.0)
+    finally:
+        raw.close()

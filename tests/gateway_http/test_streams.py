@@ -510,3 +510,26 @@ async def test_a_client_never_heard_from_is_closed_with_1008_and_the_reason(
         assert pings >= 2
         assert message.type is WSMsgType.CLOSE and message.data == CloseCode.POLICY
         assert "no pong" in str(message.extra)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_shutdown_drops_only_the_sockets_still_open_after_the_wait() -> None:
+    live = streams.LiveSockets()
+    gone, stuck = FakeTransport(), FakeTransport()
+    live.add(gone)  # type: ignore[arg-type]
+    live.add(stuck)  # type: ignore[arg-type]
+    live.discard(gone)  # type: ignore[arg-type]  # its handler ended after the close frame
+    assert await live.drop_after(0.05) == 1
+    assert stuck.aborted and not gone.aborted
+
+
+async def test_shutdown_does_not_wait_when_every_client_is_gone() -> None:
+    live = streams.LiveSockets()
+    assert await asyncio.wait_for(live.drop_after(60), 1) == 0
