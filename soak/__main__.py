@@ -60,6 +60,7 @@ ORDER_SYMBOL = "BTCUSDT"
 USER_GRACE_S = 5.0  # after an order's cancel, for its last event to reach every /ws/user client
 FINAL_CHECK_S = 20.0  # at the end, for events and balances to settle before they are judged
 RSS_EVERY_S = 5.0
+CLIENTS_PER_TOKEN = 10
 # A smaller backlog than the default (256 frames, 64 KiB) so the slow clients, which read half as
 # fast as depth diffs arrive, are lagged within a 2-minute run rather than after several minutes.
 SOAK_WS_BACKLOG = "64,16384"
@@ -153,10 +154,45 @@ def latencies(poller: Poller, quiet_until: float, faults_until: float) -> Latenc
     return Latencies(percentile(quiet, 99), percentile(faulty, 99), len(quiet), len(faulty), failed)
 
 
+@dataclass(frozen=True)
+class SoakTokens:
+    """Bearer tokens as real clients hold them: each token is shared by at most CLIENTS_PER_TOKEN
+    WebSocket clients, so the gateway's per-token rate limit meets the load of a few clients, not of
+    all of them (a thousand clients reconnecting after a restart on one token would be throttled for
+    a minute, and rightly so). The pollers and the order flow have tokens of their own."""
+
+    readers: tuple[str, ...]
+    accounts: tuple[str, ...]
+    poller: str
+    trade: str
+
+    def read(self, i: int) -> str:
+        return self.readers[i % len(self.readers)]
+
+    def account(self, i: int) -> str:
+        return self.accounts[i % len(self.accounts)]
+
+    @staticmethod
+    def issue(profile: Profile) -> tuple[TokenStore, SoakTokens]:
+        store = TokenStore()
+
+        def one(name: str, scope: Scope) -> str:
+            nonlocal store
+            store, token = store.issue(name, frozenset({scope}))
+            return token
+
+        readers = tuple(one(f"soak-read-{i}", Scope.READ) for i in range(-(-profile.ws_clients // CLIENTS_PER_TOKEN)))
+        accounts = tuple(
+            one(f"soak-account-{i}", Scope.ACCOUNT) for i in range(-(-profile.user_clients // CLIENTS_PER_TOKEN))
+        )
+        tokens = SoakTokens(readers, accounts, one("soak-poller", Scope.READ), one("soak-trade", Scope.TRADE))
+        return store, tokens
+
+
 class Soak:
-    def __init__(self, system: System, profile: Profile, seed: int, duration_s: float, tokens: dict[Scope, str]):
+    def __init__(self, system: System, profile: Profile, seed: int, duration_s: float, tokens: SoakTokens):
         self.system, self.profile, self.seed, self.duration_s = system, profile, seed, duration_s
-        self.read_token, self.tokens = tokens[Scope.READ], tokens
+        self.tokens = tokens
         self.rss: dict[str, list[RssSample]] = {}
         self.symbols = symbol_names(profile.symbols)
         self.audited_symbols = self.symbols[: profile.audited]
@@ -263,19 +299,20 @@ class Soak:
             if not schedule:
                 raise SystemExit(f"{self.duration_s:.0f} s is too short to hold every fault; give at least 120")
             grpc_books = [GrpcAuditor(s, self.provider_addr) for s in self.audited_symbols]
-            ws_audited = [DepthClient(s, self.read_token, audited=True) for s in self.audited_symbols]
+            tokens = self.tokens
+            ws_audited = [DepthClient(s, tokens.read(i), audited=True) for i, s in enumerate(self.audited_symbols)]
             depth = int(profile.ws_clients * 0.6)
             slow = [
-                SlowDepthClient(self.symbols[i % len(self.symbols)], self.read_token, pause_s=SLOW_READ_PAUSE_S)
+                SlowDepthClient(self.symbols[i % len(self.symbols)], tokens.read(i), pause_s=SLOW_READ_PAUSE_S)
                 for i in range(profile.slow_clients)
             ]
             ws_depth: list[DepthClient] = ws_audited + [
-                DepthClient(self.symbols[i % len(self.symbols)], self.read_token, audited=False)
+                DepthClient(self.symbols[i % len(self.symbols)], tokens.read(i), audited=False)
                 for i in range(depth - len(ws_audited) - len(slow))
             ]
-            users = [UserClient(self.tokens[Scope.ACCOUNT]) for _ in range(profile.user_clients)]
+            users = [UserClient(tokens.account(i)) for i in range(profile.user_clients)]
             tickers = [
-                TickerClient("ticker" if i % 2 else "bookTicker", self.symbols[i % len(self.symbols)], self.read_token)
+                TickerClient("ticker" if i % 2 else "bookTicker", self.symbols[i % len(self.symbols)], tokens.read(i))
                 for i in range(profile.ws_clients - depth - len(users))
             ]
             rest = Poller("rest")
@@ -283,8 +320,8 @@ class Soak:
             mcp_url = f"http://127.0.0.1:{ports.mcp}/mcp"
             errors: Counter[str] = Counter()
             routes: list[OrderRoute] = [
-                HttpRoute(gateway, self.tokens[Scope.TRADE], errors),
-                McpRoute(plain, mcp_url, self.tokens[Scope.TRADE], errors),
+                HttpRoute(gateway, tokens.trade, errors),
+                McpRoute(plain, mcp_url, tokens.trade, errors),
                 GrpcRoute(self.provider_addr, errors),
             ]
             orders = OrderLoop(routes, sim, ORDER_SYMBOL, f"soak{self.seed}x{int(time.time())}n")
@@ -302,8 +339,8 @@ class Soak:
                 self.spawn(ticker.run(gateway))
             for audited_book in [*grpc_books, *ws_audited]:
                 self.spawn(audit_loop(audited_book, sim, self.gate, 0.3))
-            self.spawn(rest_poll(rest, gateway, self.read_token, self.symbols, 0.1))
-            self.spawn(mcp_poll(mcp, plain, mcp_url, self.read_token, self.symbols))
+            self.spawn(rest_poll(rest, gateway, tokens.poller, self.symbols, 0.1))
+            self.spawn(mcp_poll(mcp, plain, mcp_url, tokens.poller, self.symbols))
             self.spawn(self.scrape_loop(plain))
             self.spawn(self.rss_loop(started))
             order_task = asyncio.create_task(orders.run(0.3))
@@ -446,7 +483,7 @@ class Soak:
     ) -> tuple[list[str], list[str], list[str]]:
         """User events missed, balances and open orders that differ from the venue's, each given up to
         FINAL_CHECK_S to settle (events in flight, a reconciliation under way) before it is judged."""
-        account = bearer_headers(self.tokens[Scope.ACCOUNT])
+        account = bearer_headers(self.tokens.account(0))
         deadline = time.monotonic() + FINAL_CHECK_S
         while True:
             venue_open = sorted(
@@ -498,9 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     if not RECORDED_ETHUSDT.is_file():
         raise SystemExit(f"recorded data not found: {RECORDED_ETHUSDT}")
     root = Path(tempfile.mkdtemp(prefix="soak-"))
-    store, tokens = TokenStore(), {}
-    for scope in (Scope.READ, Scope.TRADE, Scope.ACCOUNT):
-        store, tokens[scope] = store.issue(f"soak-{scope.value}", frozenset({scope}))
+    store, tokens = SoakTokens.issue(profile)
     store.save(root / "tokens.json")
     symbols = ",".join(symbol_names(profile.symbols))
     env = {
