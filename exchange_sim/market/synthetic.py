@@ -63,7 +63,7 @@ class SyntheticMarket:
         self._flows[spec.symbol] = flow
         for depth in range(1, profile.levels_per_side + 1):
             for side in (Side.BUY, Side.SELL):
-                offset = depth + (depth // 20) ** 2  # tight near the touch, sparser deeper
+                offset = _offset(depth)
                 self._rest(
                     flow, side, flow.fair_ticks - offset if side is Side.BUY else flow.fair_ticks + offset, now_ms
                 )
@@ -150,8 +150,17 @@ class SyntheticMarket:
             except EngineError:
                 return
             self._apply(result)
-        # Refill the far side of the book so it never empties under sustained flow.
-        if len(flow.resting) < profile.levels_per_side and rng.random() < 0.2:
-            depth = rng.randint(5, profile.levels_per_side)
-            side = rng.choice((Side.BUY, Side.SELL))
-            self._rest(flow, side, bid - depth if side is Side.BUY else ask + depth, now_ms)
+        # Keep the book deep: adds cluster at the touch and the resting cap retires the oldest (deep)
+        # orders first, so without this a side thins to a few dozen levels within minutes.
+        bid_levels, ask_levels = self._engine.level_counts(flow.spec.symbol)
+        if min(bid_levels, ask_levels) < profile.levels_per_side and rng.random() < 0.25:
+            offset = _offset(rng.randint(5, profile.levels_per_side))
+            if bid_levels <= ask_levels:
+                self._rest(flow, Side.BUY, bid - offset, now_ms)
+            else:
+                self._rest(flow, Side.SELL, ask + offset, now_ms)
+
+
+def _offset(depth: int) -> int:
+    """Ticks from the touch of the `depth`-th level of a fresh book: tight near the touch, sparser deeper."""
+    return depth + (depth // 20) ** 2

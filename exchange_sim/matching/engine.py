@@ -773,6 +773,11 @@ class MatchingEngine:
         asks = [(self._price(sym, p), units_to_decimal(q, bp)) for p, q in sym.asks.depth(limit)]
         return sym.update_id, bids, asks
 
+    def level_counts(self, symbol: str) -> tuple[int, int]:
+        """(bid levels, ask levels) on the book: how deep each side is, without listing it."""
+        sym = self._sym(symbol)
+        return len(sym.bids.levels), len(sym.asks.levels)
+
     def book_ticker(self, symbol: str) -> BookTicker:
         sym = self._sym(symbol)
         bp = sym.rules.base_precision
