@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from exchange_sim.accounts import DEMO_API_KEY, DEMO_API_SECRET
+from exchange_sim.venue import TAPE_LENGTH
 from gateway_auth.tokens import Scope, TokenStore
 from launcher.processes import REPO_ROOT, free_port
 from launcher.system import Ports, System, build_system
@@ -468,6 +469,10 @@ class Soak:
                 "The provider was restarted (kill -9) once: its RSS at the end is the new process's.",
                 f"gateway_http runs with GATEWAY_HTTP_WS_BACKLOG={SOAK_WS_BACKLOG} so that the slow clients "
                 "are lagged within the run.",
+                f"exchange_sim keeps per symbol the last {TAPE_LENGTH:,} trades and aggregate trades (for "
+                "REST) and its candles (1-second ones for 20 minutes, then 1-minute ones): bounded stores that "
+                "take the synthetic market about 45 minutes to fill, so in a shorter run its RSS grows with "
+                "them.",
             ),
         )
         return figures, render(figures)
