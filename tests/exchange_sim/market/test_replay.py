@@ -249,8 +249,10 @@ async def test_replay_keeps_the_recorded_pace_scaled_by_speed(start: Start) -> N
     speed = span / 0.6  # the whole file in 0.6 s
     base = await start(CRYPTOFEED, speed=speed)
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(base + "/ws/nknusdt@depth@100ms")  # the first subscriber starts it
+        # Timed from before the connect: the first subscriber starts the replay, and the handshake's
+        # answer can come late under load (a clock started after it saw 0.45 s of a 0.6 s replay).
         started = time.monotonic()
+        ws = await session.ws_connect(base + "/ws/nknusdt@depth@100ms")  # the first subscriber starts it
         while not (await get(session, base + "/control/replay"))["done"]:
             assert time.monotonic() - started < WAIT
             await asyncio.sleep(0.02)

@@ -1,0 +1,150 @@
+"""Frames written straight to a client's connection: encoded once as WebSocket frames, batched per
+connection, never reordered against the client's queue, never written after a close, and batched
+for longer only while flushes are costly."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import cast
+
+import pytest
+from aiohttp import web
+
+from gateway_http.streams import (
+    DirectWriter,
+    StreamChannel,
+    StreamKey,
+    Subscriber,
+    WriteBatcher,
+    text_frame,
+)
+
+KEY = StreamKey(StreamChannel.TRADES, "BTCUSDT")
+HIGH_WATER = 1000
+
+
+class FakeTransport:
+    """What DirectWriter uses of a transport; `unsent` stands for bytes the socket has not taken."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.unsent = 0
+        self.closing = False
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return HIGH_WATER // 4, HIGH_WATER
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+class FakeWs:
+    closed = False
+
+
+def parse_frames(data: bytes) -> list[str]:
+    """Server-to-client text frames (unmasked, final) back into their texts."""
+    texts = []
+    while data:
+        assert data[0] == 0x81 and data[1] & 0x80 == 0
+        n, at = data[1], 2
+        if n == 126:
+            (n,), at = struct.unpack("!H", data[2:4]), 4
+        elif n == 127:
+            (n,), at = struct.unpack("!Q", data[2:10]), 10
+        texts.append(data[at : at + n].decode())
+        data = data[at + n :]
+    return texts
+
+
+def client(batcher: WriteBatcher) -> tuple[Subscriber, FakeTransport, FakeWs]:
+    transport, ws = FakeTransport(), FakeWs()
+    sub = Subscriber(KEY, capacity=4)
+    sub.direct = DirectWriter(cast(web.WebSocketResponse, ws), cast(asyncio.Transport, transport), batcher)
+    return sub, transport, ws
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frames_use_the_shortest_length_form(size: int) -> None:
+    text = "x" * size
+    frame = text_frame(text.encode())
+    header = 2 if size < 126 else 4 if size < 65536 else 10
+    assert len(frame) == header + size
+    assert parse_frames(frame) == [text]
+
+
+async def test_a_burst_reaches_each_connection_in_one_write_in_order() -> None:
+    batcher = WriteBatcher()
+    (a, ta, _), (b, tb, _) = client(batcher), client(batcher)
+    for text in ("one", "two", "three"):
+        for sub in (a, b):
+            assert sub.offer(text)
+    assert ta.writes == [] and tb.writes == []  # nothing before the loop gets to the flush
+    await asyncio.sleep(0)  # one loop iteration: the flush was scheduled with call_soon
+    assert len(ta.writes) == 1 and len(tb.writes) == 1
+    assert parse_frames(ta.writes[0]) == parse_frames(tb.writes[0]) == ["one", "two", "three"]
+    assert a.queued() == [] and batcher.flushes == 1
+
+
+async def test_a_backed_up_connection_gets_its_batch_before_anything_queued() -> None:
+    sub, transport, _ = client(WriteBatcher())
+    assert sub.offer("batched")
+    transport.unsent = HIGH_WATER  # the socket stopped taking data
+    assert sub.offer("queued")
+    # The batch went out at once, ahead of the frame now waiting in the queue for the pump.
+    assert [parse_frames(w) for w in transport.writes] == [["batched"]]
+    assert sub.queued() == ["queued"]
+    transport.unsent = 0
+    assert sub.offer("after")  # the queue is not empty: the frame waits its turn behind it
+    assert sub.queued() == ["queued", "after"] and len(transport.writes) == 1
+
+
+async def test_frames_batched_so_far_count_toward_the_high_water_mark() -> None:
+    sub, transport, _ = client(WriteBatcher())
+    big = "y" * (HIGH_WATER // 2)
+    assert sub.offer(big) and sub.offer(big)
+    assert not transport.writes
+    assert sub.offer(big)  # a third would pass the mark: the batch is written, this one queued
+    assert [len(parse_frames(w)) for w in transport.writes] == [2]
+    assert sub.queued() == [big]
+
+
+async def test_a_replacement_goes_out_after_what_was_batched() -> None:
+    sub, transport, _ = client(WriteBatcher())
+    assert sub.offer("old diff")
+    sub.replace(["lagged", "snapshot"])
+    assert [parse_frames(w) for w in transport.writes] == [["old diff"]]
+    assert sub.queued() == ["lagged", "snapshot"]
+
+
+async def test_nothing_is_written_once_the_connection_closes() -> None:
+    batcher = WriteBatcher()
+    sub, transport, ws = client(batcher)
+    assert sub.offer("before close")
+    ws.closed = True  # aiohttp began its closing handshake: the close frame is the last frame
+    await asyncio.sleep(0)
+    assert transport.writes == []
+    assert sub.offer("after close")  # refused by the writer, so queued (the pump sends the Close)
+    assert transport.writes == [] and sub.queued() == ["after close"]
+
+
+async def test_batches_wait_longer_only_after_a_costly_flush() -> None:
+    batcher = WriteBatcher()
+    sub, transport, _ = client(batcher)
+    assert sub.offer("cheap")
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 1
+    # A flush that took long (thousands of connections): the next waits, collecting more frames.
+    batcher._last_flush_s = 4 * WriteBatcher.BUSY_FLUSH_S
+    assert sub.offer("a") and sub.offer("b")
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 1
+    batcher.flush()
+    assert parse_frames(transport.writes[1]) == ["a", "b"]
