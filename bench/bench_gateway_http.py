@@ -1072,7 +1072,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--replay-speed",
         type=_positive_float,
         default=1.0,
-        help="bookTicker: pace of the recorded session (SIM_REPLAY_SPEED; 0.5 offers about 100k msgs/s to 2,000 clients)",
+        help="bookTicker: pace of the recorded session (SIM_REPLAY_SPEED; 1 as recorded)",
     )
     parser.add_argument("--warmup", type=float, default=2.0, help="fan-out: seconds between ready and measuring")
     parser.add_argument("--lead", type=float, default=1.0, help="REST: warm-up seconds before each window")
