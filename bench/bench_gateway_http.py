@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import base64
 import json
 import os
 import statistics
@@ -448,6 +449,85 @@ class Window:
         return self.start <= t < self.end
 
 
+class LightWebSocket(asyncio.Protocol):
+    """A minimal WebSocket client on an asyncio protocol, so the load generator stays light (as the
+    REST one): the upgrade request, then the server's frames parsed straight from the bytes, with
+    one receive time per read; pings answered. The gateway never fragments, masks or compresses."""
+
+    def __init__(
+        self, request: bytes, on_text: Callable[[bytes, float], None], closed: asyncio.Future[int | None]
+    ) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._request = request
+        self._on_text = on_text
+        self._closed = closed  # the close code the server sent; None if the connection just ended
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buf = self._buffer
+        buf += data
+        if not self.upgraded.done():
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.upgraded.set_exception(ConnectionError(bytes(buf[:12]).decode(errors="replace")))
+                self._close(None)
+                return
+            del buf[: head_end + 4]
+            self.upgraded.set_result(None)
+        at, size = 0, len(buf)
+        while size - at >= 2:
+            opcode, length, head = buf[at] & 0x0F, buf[at + 1] & 0x7F, 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, head = int.from_bytes(buf[at + 2 : at + 4], "big"), 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, head = int.from_bytes(buf[at + 2 : at + 10], "big"), 10
+            end = at + head + length
+            if end > size:
+                break
+            payload = bytes(buf[at + head : end])
+            at = end
+            if opcode == 0x1:
+                self._on_text(payload, now)
+            elif opcode == 0x9 and self.transport is not None:  # ping: a masked pong (key 0) with its payload
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + bytes(4) + payload)
+            elif opcode == 0x8:
+                self._close(int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005)
+                return
+        del buf[:at]
+
+    def _close(self, code: int | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(code)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(exc or ConnectionError("closed before the upgrade"))
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+
+def upgrade_request(port: int, path: str, token: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
 async def ws_clients(config: dict[str, Any]) -> None:
     """WebSocket clients of the gateway: [path, symbol index] each; records every diff/bookTicker frame.
 
@@ -468,7 +548,27 @@ async def ws_clients(config: dict[str, Any]) -> None:
     headers = {"Authorization": f"Bearer {config['token']}"}
     connect_gate = asyncio.Semaphore(32)
 
-    async def client(index: int, path: str, sym: int, session: aiohttp.ClientSession) -> None:
+    def receive(index: int, sym: int, text: str | bytes, now: float) -> None:
+        if not live[index]:
+            live[index] = True
+            settled[index].set()
+        if now not in window:
+            return
+        frames[index] += 1
+        doc = loads(text)
+        kind = doc.get("type", "?")
+        if kind == "diff" or kind == "bookTicker":
+            log.add(sym, doc["u"], now, doc.get("E", 0))
+        else:
+            kinds[kind] = kinds.get(kind, 0) + 1
+
+    def ended(index: int, code: int | None) -> None:
+        live[index] = False
+        settled[index].set()
+        if time.time() < window.end:
+            closes[str(code)] = closes.get(str(code), 0) + 1
+
+    async def aiohttp_client(index: int, path: str, sym: int, session: aiohttp.ClientSession) -> None:
         try:
             async with connect_gate:
                 ws = await asyncio.wait_for(
@@ -482,25 +582,38 @@ async def ws_clients(config: dict[str, Any]) -> None:
             settled[index].set()
             return
         async for msg in ws:
-            now = time.time()
-            if msg.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            if not live[index]:
-                live[index] = True
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                receive(index, sym, msg.data, time.time())
+        ended(index, ws.close_code)
+
+    async def light_client(index: int, path: str, sym: int, session: aiohttp.ClientSession) -> None:
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[int | None] = loop.create_future()
+        request = upgrade_request(config["port"], path, config["token"])
+        protocol: LightWebSocket | None = None
+        try:
+            try:
+                async with connect_gate:
+                    _, made = await asyncio.wait_for(
+                        loop.create_connection(
+                            lambda: LightWebSocket(request, lambda data, now: receive(index, sym, data, now), closed),
+                            "127.0.0.1",
+                            config["port"],
+                        ),
+                        CONNECT_TIMEOUT_S,
+                    )
+                    protocol = made
+                    await asyncio.wait_for(made.upgraded, CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as exc:
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
                 settled[index].set()
-            if now not in window:
-                continue
-            frames[index] += 1
-            doc = loads(msg.data)
-            kind = doc.get("type", "?")
-            if kind == "diff" or kind == "bookTicker":
-                log.add(sym, doc["u"], now, doc.get("E", 0))
-            else:
-                kinds[kind] = kinds.get(kind, 0) + 1
-        live[index] = False
-        settled[index].set()
-        if time.time() < window.end:
-            closes[str(ws.close_code)] = closes.get(str(ws.close_code), 0) + 1
+                return
+            ended(index, await closed)
+        finally:
+            if protocol is not None and protocol.transport is not None:
+                protocol.transport.close()
+
+    client = light_client if config["client"] == "light" else aiohttp_client
 
     async def all_settled() -> None:
         for event in settled:
@@ -921,6 +1034,7 @@ async def fanout_run(
                 "token": token,
                 "clients": assigned[p],
                 "connect_timeout": 30 + 0.03 * clients,
+                "client": args.ws_client,
                 "out": str(tmp / f"{tag}-ws{p}.npz"),
             },
         )
@@ -1014,8 +1128,8 @@ async def fanout_part(args: argparse.Namespace) -> None:
 def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     print(
         f"{args.ws_seconds:.0f} s window after {args.warmup:.0f} s warm-up; clients in {args.ws_procs} processes "
-        f"(aiohttp, uvloop); depth clients spread over {args.ws_symbols} synthetic symbols; bookTicker: "
-        f"{REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace"
+        f"({args.ws_client} client, uvloop); depth clients spread over {args.ws_symbols} synthetic symbols; "
+        f"bookTicker: {REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace"
     )
     print(
         "| stream | clients (live at start) | offered msgs/s per client | delivered msgs/s (per client) | "
@@ -1067,6 +1181,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ws-streams", default="depth,bookTicker", help="depth, bookTicker or both")
     parser.add_argument("--ws-symbols", type=int, default=10, help="synthetic symbols the depth clients spread over")
     parser.add_argument("--ws-seconds", type=float, default=10.0, help="fan-out: measured seconds per run")
+    parser.add_argument(
+        "--ws-client",
+        choices=("light", "aiohttp"),
+        default="light",
+        help="fan-out: WebSocket client (light: a minimal one on an asyncio protocol, as the REST clients)",
+    )
     parser.add_argument("--ws-procs", type=int, default=2, help="fan-out: client processes")
     parser.add_argument(
         "--replay-speed",
