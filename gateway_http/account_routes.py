@@ -20,6 +20,7 @@ from binance.provider.v1 import account_pb2_grpc as acc_grpc
 from gateway_auth.tokens import Scope
 from gateway_http import convert
 from gateway_http.openapi import PARAMS, Api, Param
+from gateway_http.provider_stub import ProviderStub
 from gateway_http.streams import CLIENT_QUEUE_FRAMES, StreamChannel, StreamKey, serve_stream
 from gateway_http.trading_routes import (
     AS_OF_HEADER,
@@ -45,10 +46,7 @@ def _json(body: object, headers: dict[str, str] | None = None) -> web.Response:
 
 class AccountRoutes:
     def __init__(self, channel_key: ChannelKey) -> None:
-        self._channel_key = channel_key
-
-    def _stub(self, request: web.Request) -> acc_grpc.AccountAsyncStub:
-        return acc_grpc.AccountStub(request.app[self._channel_key])
+        self._stub: ProviderStub[acc_grpc.AccountAsyncStub] = ProviderStub(channel_key, acc_grpc.AccountStub)
 
     async def account(self, request: web.Request) -> web.Response:
         omit_zero = request[PARAMS].get("omitZeroBalances", bool)

@@ -24,6 +24,7 @@ from gateway_auth.tokens import Scope
 from gateway_http import convert
 from gateway_http.errors import ApiError, GatewayReason
 from gateway_http.openapi import PARAMS, Api, JsonSchema, Param, Params
+from gateway_http.provider_stub import ProviderStub
 from gateway_http.trading_routes import provider_call, provider_error
 
 CALL_TIMEOUT_S = 20.0
@@ -104,10 +105,7 @@ def _json(body: object) -> web.Response:
 
 class AnalyticsRoutes:
     def __init__(self, channel_key: ChannelKey) -> None:
-        self._channel_key = channel_key
-
-    def _stub(self, request: web.Request) -> an_grpc.AnalyticsAsyncStub:
-        return an_grpc.AnalyticsStub(request.app[self._channel_key])
+        self._stub: ProviderStub[an_grpc.AnalyticsAsyncStub] = ProviderStub(channel_key, an_grpc.AnalyticsStub)
 
     async def order_flow(self, request: web.Request) -> web.Response:
         params = request[PARAMS]

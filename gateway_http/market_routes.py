@@ -20,6 +20,7 @@ from gateway_auth.tokens import Scope
 from gateway_http import convert
 from gateway_http.errors import ApiError, GatewayReason
 from gateway_http.openapi import PARAMS, Api, JsonSchema, Param, Params
+from gateway_http.provider_stub import ProviderStub
 
 CALL_TIMEOUT_S = 10.0
 MAX_SYMBOLS = 100  # the provider's limit per call
@@ -102,10 +103,7 @@ class MarketRoutes:
     """The handlers, bound to the application's provider channel."""
 
     def __init__(self, channel_key: ChannelKey) -> None:
-        self._channel_key = channel_key
-
-    def _stub(self, request: web.Request) -> md_grpc.MarketDataAsyncStub:
-        return md_grpc.MarketDataStub(request.app[self._channel_key])
+        self._stub: ProviderStub[md_grpc.MarketDataAsyncStub] = ProviderStub(channel_key, md_grpc.MarketDataStub)
 
     async def ticker_price(self, request: web.Request) -> web.Response:
         symbols, single = selected_symbols(request[PARAMS])

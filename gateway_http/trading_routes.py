@@ -41,6 +41,7 @@ from gateway_auth.tokens import Scope
 from gateway_http import convert
 from gateway_http.errors import ApiError, GatewayReason, provider_error_answer
 from gateway_http.openapi import PARAMS, Api, JsonSchema, Param, ParamError, Params, parse_params
+from gateway_http.provider_stub import ProviderStub
 from provider_client.errors import decode_rpc_error
 
 CALL_TIMEOUT_S = 30.0  # placement may reconcile an ambiguous answer by querying a few times
@@ -302,10 +303,7 @@ def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = N
 
 class TradingRoutes:
     def __init__(self, channel_key: ChannelKey) -> None:
-        self._channel_key = channel_key
-
-    def _stub(self, request: web.Request) -> t_grpc.TradingAsyncStub:
-        return t_grpc.TradingStub(request.app[self._channel_key])
+        self._stub: ProviderStub[t_grpc.TradingAsyncStub] = ProviderStub(channel_key, t_grpc.TradingStub)
 
     async def place(self, request: web.Request) -> web.Response:
         params = await request_params(request, NEW_ORDER_PARAMS)
