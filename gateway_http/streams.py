@@ -267,10 +267,10 @@ class DirectWriter:
     no task wake-up and no queue. Once the connection holds its high-water mark unsent, `write`
     refuses and the subscriber queues instead (its pump then waits for the socket to drain).
 
-    Order: a frame is batched only when the subscriber's queue is empty, and what is batched is
-    flushed before `write` refuses, so batched frames always reach the socket before queued ones;
-    the pump writes each queued frame in the same step that takes it off the queue (uncompressed
-    frames: aiohttp writes them without awaiting first)."""
+    Order (kept by `Subscriber`): a frame is batched only while the subscriber's queue is empty,
+    and the batch is flushed before anything is queued, so batched frames always reach the socket
+    before queued ones; the pump writes each queued frame in the same step that takes it off the
+    queue (uncompressed frames: aiohttp writes them without awaiting first)."""
 
     __slots__ = ("_batch", "_batch_bytes", "_batcher", "_high_water", "_transport", "_ws")
 
@@ -289,7 +289,6 @@ class DirectWriter:
         if self._ws.closed or transport.is_closing():
             return False
         if transport.get_write_buffer_size() + self._batch_bytes >= self._high_water:
-            self.flush()
             return False
         wire = _WIRE.wire(text)
         if not self._batch:

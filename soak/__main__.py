@@ -471,8 +471,7 @@ class Soak:
                 "are lagged within the run.",
                 f"exchange_sim keeps per symbol the last {TAPE_LENGTH:,} trades and aggregate trades (for "
                 "REST) and its candles (1-second ones for 20 minutes, then 1-minute ones): bounded stores that "
-                "take the synthetic market about 45 minutes to fill, so in a shorter run its RSS grows with "
-                "them.",
+                "a run this short is still filling, so its RSS grows with them.",
             ),
         )
         return figures, render(figures)

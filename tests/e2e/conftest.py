@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,23 @@ from launcher.system import Ports, System, build_system
 
 def fresh_ports() -> Ports:
     return Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
+
+
+@contextlib.contextmanager
+def running_system(
+    root: Path, env: Mapping[str, str] | None = None, *, without: Collection[str] = ()
+) -> Iterator[System]:
+    """The system as `make run` starts it, less the processes named in `without`, on fresh loopback
+    ports with its data and logs under `root`; stopped at the end, and every process must exit cleanly."""
+    whole = build_system(fresh_ports(), data_dir=root / "data", log_dir=root, extra_env=env)
+    system = System(whole.ports, [p for p in whole.processes if p.name not in without])
+    system.start()
+    try:
+        yield system
+    finally:
+        codes = system.stop()
+        assert all(not p.running for p in system.processes), "a process outlived its test module"
+        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @dataclass(frozen=True)
@@ -39,16 +57,8 @@ def gateway_tokens(tmp_path_factory: pytest.TempPathFactory) -> GatewayTokens:
 def system(tmp_path_factory: pytest.TempPathFactory, gateway_tokens: GatewayTokens) -> Iterator[System]:
     """Simulator, provider and both gateways, as `make run` starts them."""
     root = tmp_path_factory.mktemp("system")
-    running = build_system(
-        fresh_ports(), data_dir=root / "data", log_dir=root, extra_env={"GATEWAY_TOKENS_FILE": str(gateway_tokens.path)}
-    )
-    running.start()
-    try:
+    with running_system(root, {"GATEWAY_TOKENS_FILE": str(gateway_tokens.path)}) as running:
         yield running
-    finally:
-        codes = running.stop()
-        assert all(not p.running for p in running.processes), "a process outlived the test session"
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture

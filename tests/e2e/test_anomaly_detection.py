@@ -17,8 +17,8 @@ import pytest
 from binance.provider.v1 import analytics_pb2 as an
 from binance.provider.v1 import analytics_pb2_grpc as an_grpc
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -42,15 +42,9 @@ ICEBERG_EVIDENCE = {
 @pytest.fixture(scope="module")
 def pattern_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("patterns")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {"SIM_CONTROL": "on", "SIM_SYMBOLS": ",".join(SYMBOLS), "PROVIDER_SYMBOLS": ",".join(SYMBOLS)}
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 async def last_recorded_ms(stub: an_grpc.AnalyticsAsyncStub, symbol: str) -> int:

@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from gateway_auth.tokens import Scope, TokenStore
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 from tests.e2e.test_http_market_data import ClientBook, bearer, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -52,15 +52,8 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Completeness]:
         "GATEWAY_HTTP_RATE_LIMIT": RATE,
         "GATEWAY_HTTP_MAX_WS_CLIENTS": f"{WS_TOTAL},{WS_PER_TOKEN}",
     }
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
-    whole = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system = System(ports, [p for p in whole.processes if p.name != "gateway_mcp"])  # the MCP gateway is not under test
-    system.start()
-    try:
+    with running_system(root, env, without={"gateway_mcp"}) as system:  # MCP is not under test
         yield Completeness(system, tokens)
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture

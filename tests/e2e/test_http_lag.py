@@ -23,8 +23,8 @@ import pytest
 
 from gateway_auth.tokens import Scope, TokenStore
 from gateway_http.streams import SILENT_CLIENT_LIMIT_S
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 from tests.e2e.test_http_market_data import ClientBook, bearer, metric, metrics_text, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,15 +60,8 @@ def lag_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LagSystem]:
         "GATEWAY_TOKENS_FILE": str(root / "tokens.json"),
         "GATEWAY_HTTP_WS_BACKLOG": f"{QUEUE_FRAMES},{SEND_BUFFER_BYTES}",
     }
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
-    whole = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system = System(ports, [p for p in whole.processes if p.name != "gateway_mcp"])  # the MCP gateway is not under test
-    system.start()
-    try:
+    with running_system(root, env, without={"gateway_mcp"}) as system:  # MCP is not under test
         yield LagSystem(system, tokens)
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from gateway_auth.tokens import Scope, TokenStore
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -59,15 +59,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, s
         "GATEWAY_HTTP_RATE_LIMIT": "off",
         "SIM_WEIGHT_PER_MINUTE": "1000000",  # nor may the venue's request weight limit answer for the gateway
     }
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
-    whole = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system = System(ports, [p for p in whole.processes if p.name != "gateway_mcp"])  # the MCP gateway is not under test
-    system.start()
-    try:
+    with running_system(root, env, without={"gateway_mcp"}) as system:  # MCP is not under test
         yield system, token, root
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed: tuple[System, str, Path]) -> None:

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from gateway_auth.tokens import Scope
-from launcher.system import System, build_system
-from tests.e2e.conftest import GatewayTokens, fresh_ports
+from launcher.system import System
+from tests.e2e.conftest import GatewayTokens, running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,13 +31,8 @@ def trading_system(tmp_path_factory: pytest.TempPathFactory, gateway_tokens: Gat
         "PROVIDER_SYMBOLS": "BTCUSDT",
         "GATEWAY_TOKENS_FILE": str(gateway_tokens.path),
     }
-    system = build_system(fresh_ports(), data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture

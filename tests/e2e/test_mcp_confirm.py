@@ -21,8 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from gateway_auth.tokens import Scope, TokenStore
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,7 +48,6 @@ def traders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traders]:
     store, alice = store.issue("alice", frozenset(Scope))
     store, bob = store.issue("bob", frozenset(Scope))
     store.save(root / "tokens.json")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {
         "PROVIDER_TRADING": "on",
         "PROVIDER_SYMBOLS": SYMBOL,
@@ -56,13 +55,8 @@ def traders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traders]:
         "GATEWAY_MCP_ORDER_PREVIEW": "on",
         "GATEWAY_MCP_CONFIRM_TTL": str(CONFIRM_TTL_S),
     }
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield Traders(system, alice, bob)
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 def text_of(result: CallToolResult) -> str:

@@ -21,8 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from gateway_auth.tokens import Scope, TokenStore
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +50,6 @@ def trading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trading]:
     store, trade_only = store.issue("trade-only", frozenset({Scope.TRADE}))
     store, read_only = store.issue("reader", frozenset({Scope.READ}))
     store.save(root / "tokens.json")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {
         "PROVIDER_TRADING": "on",
         "GATEWAY_MCP_ORDER_PREVIEW": "off",  # place_order places at once here; test_mcp_confirm covers previews
@@ -58,13 +57,8 @@ def trading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trading]:
         "PROVIDER_SYMBOLS": SYMBOL,
         "GATEWAY_TOKENS_FILE": str(root / "tokens.json"),
     }
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield Trading(system, trader, trade_only, read_only)
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @asynccontextmanager

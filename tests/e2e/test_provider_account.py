@@ -18,9 +18,9 @@ from binance.provider.v1 import account_pb2 as a
 from binance.provider.v1 import account_pb2_grpc as a_grpc
 from binance.provider.v1 import common_pb2 as c
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
 from provider.config import SIM_DEMO_API_KEY, SIM_DEMO_API_SECRET
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 WAIT = 10.0
@@ -29,15 +29,9 @@ WAIT = 10.0
 @pytest.fixture(scope="module")
 def account_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("account")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {"SIM_CONTROL": "on", "PROVIDER_TRADING": "on", "PROVIDER_SYMBOLS": "BTCUSDT"}
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 async def signed(sim: aiohttp.ClientSession, method: str, path: str, params: dict[str, str]) -> object:

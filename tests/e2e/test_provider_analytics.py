@@ -12,8 +12,8 @@ import pytest
 from binance.provider.v1 import analytics_pb2 as an
 from binance.provider.v1 import analytics_pb2_grpc as an_grpc
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,14 +21,8 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def recording_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("analytics")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env={"PROVIDER_SYMBOLS": "BTCUSDT"})
-    system.start()
-    try:
+    with running_system(root, {"PROVIDER_SYMBOLS": "BTCUSDT"}) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from binance.provider.v1 import market_data_pb2 as md
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 from tests.e2e.test_provider_market_data import ClientBook
 
 pytestmark = pytest.mark.timeout(180)
@@ -31,15 +31,9 @@ STALL_S = 2.0  # the provider's stall watchdog in this system
 @pytest.fixture(scope="module")
 def fault_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("faults")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {"SIM_CONTROL": "on", "PROVIDER_SYMBOLS": "BTCUSDT", "PROVIDER_STREAM_STALL_S": str(STALL_S)}
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 class Observer:

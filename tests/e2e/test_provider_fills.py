@@ -27,8 +27,8 @@ from binance.provider.v1 import common_pb2 as c
 from binance.provider.v1 import trading_pb2 as tr
 from binance.provider.v1 import trading_pb2_grpc as tr_grpc
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,7 +47,6 @@ def fill_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("fills")
     accounts = root / "accounts.json"
     accounts.write_text(json.dumps([{"api_key": TAKER_KEY, "secret": TAKER_SECRET, "balances": {"USDT": "10000"}}]))
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {
         "PROVIDER_TRADING": "on",
         "PROVIDER_SYMBOLS": "BTCUSDT",
@@ -55,13 +54,8 @@ def fill_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "SIM_REPLAY": str(ETH_FILE),
         "SIM_ACCOUNTS_FILE": str(accounts),
     }
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 async def take(sim: aiohttp.ClientSession, quantity: str) -> None:

@@ -19,8 +19,8 @@ from binance.provider.v1 import market_data_pb2 as md
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 
 from exchange_sim.market.recorded import RecordKind, read_recorded
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 from tests.e2e.test_provider_market_data import ClientBook
 
 RECORDED = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance-recorded"
@@ -38,20 +38,14 @@ def replay_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     missing = [str(p) for p in FILES.values() if not p.is_file()]
     assert not missing, f"recorded data not found: {missing}"
     root = tmp_path_factory.mktemp("replay")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {
         "SIM_REPLAY": ",".join(str(p) for p in FILES.values()),
         "SIM_REPLAY_SPEED": str(SPEED),
         "SIM_SYMBOLS": "BNBUSDT",
         "PROVIDER_SYMBOLS": "BNBUSDT",  # the replayed symbols are tracked on demand, by the test
     }
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 def checkpoints(path: Path) -> dict[int, tuple[Decimal, Decimal, Decimal, Decimal]]:

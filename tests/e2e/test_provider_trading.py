@@ -14,8 +14,8 @@ from binance.provider.v1 import trading_pb2_grpc as t_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from launcher.processes import free_port
-from launcher.system import Ports, System, build_system
+from launcher.system import System
+from tests.e2e.conftest import running_system
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,15 +23,9 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def trading_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("trading")
-    ports = Ports(sim=free_port(), provider=free_port(), http=free_port(), mcp=free_port(), metrics=free_port())
     env = {"SIM_CONTROL": "on", "PROVIDER_TRADING": "on", "PROVIDER_SYMBOLS": "BTCUSDT"}
-    system = build_system(ports, data_dir=root / "data", log_dir=root, extra_env=env)
-    system.start()
-    try:
+    with running_system(root, env) as system:
         yield system
-    finally:
-        codes = system.stop()
-        assert codes == dict.fromkeys(codes, 0), f"unclean exit codes {codes}"
 
 
 @pytest.fixture
