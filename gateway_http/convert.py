@@ -513,8 +513,12 @@ def ws_depth_snapshot(
     }
 
 
-def ws_depth_diff(symbol: str, diff: md.DepthDiff) -> Json:
-    """Binance's `<symbol>@depth` event: U first, u last update id; absolute quantities, "0" removes."""
+def ws_depth_diff(
+    symbol: str, diff: md.DepthDiff, bids: list[list[str]] | None = None, asks: list[list[str]] | None = None
+) -> Json:
+    """Binance's `<symbol>@depth` event: U first, u last update id; absolute quantities, "0" removes.
+
+    `bids`/`asks`: the diff's levels when the caller already converted them."""
     return {
         "type": "diff",
         "e": "depthUpdate",
@@ -522,8 +526,8 @@ def ws_depth_diff(symbol: str, diff: md.DepthDiff) -> Json:
         "s": symbol,
         "U": diff.first_update_id,
         "u": diff.last_update_id,
-        "b": levels(diff.bids),
-        "a": levels(diff.asks),
+        "b": levels(diff.bids) if bids is None else bids,
+        "a": levels(diff.asks) if asks is None else asks,
     }
 
 

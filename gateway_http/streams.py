@@ -224,11 +224,14 @@ class WriteBatcher:
 
     A socket write costs far more than the bytes it carries (on loopback ~8 us, most of a
     frame's fan-out cost), so frames are collected per connection and flushed together. While the
-    gateway keeps up, a flush runs in the same loop iteration as the frames' arrival (no added
-    latency); once a flush takes longer than BUSY_FLUSH_S (thousands of connections), the next
-    one waits half as long as the last took (at most MAX_BATCH_DELAY_S), leaving the loop time to
-    read the upstreams, and each connection gets everything that arrived meanwhile in one write.
-    So the cost per frame falls as the load grows, instead of a backlog building up.
+    gateway keeps up, what one upstream message produced is written as soon as that message is
+    handled (`settle`), before the next upstream's message: the upstreams of different symbols
+    tick together, and a client should not wait for the others' work. That costs no extra writes,
+    because a connection follows one upstream and a provider stream yields at most one message per
+    loop iteration. Once a flush takes longer than BUSY_FLUSH_S (thousands of connections), the
+    next one waits half as long as the last took (at most MAX_BATCH_DELAY_S), leaving the loop time
+    to read the upstreams, and each connection gets everything that arrived meanwhile in one
+    write. So the cost per frame falls as the load grows, instead of a backlog building up.
     """
 
     BUSY_FLUSH_S = 0.005
@@ -237,6 +240,7 @@ class WriteBatcher:
     def __init__(self) -> None:
         self._pending: dict[DirectWriter, None] = {}
         self._handle: asyncio.Handle | None = None
+        self._delayed = False  # the scheduled flush waits to collect more (the last one was costly)
         self._last_flush_s = 0.0
         self.flushes = 0
 
@@ -245,10 +249,17 @@ class WriteBatcher:
         if self._handle is None:
             loop = asyncio.get_running_loop()
             cost = self._last_flush_s
-            if cost > self.BUSY_FLUSH_S:
+            self._delayed = cost > self.BUSY_FLUSH_S
+            if self._delayed:
                 self._handle = loop.call_later(min(cost / 2, self.MAX_BATCH_DELAY_S), self.flush)
             else:
                 self._handle = loop.call_soon(self.flush)
+
+    def settle(self) -> None:
+        """One upstream message is handled: write what it produced now, unless flushes are costly
+        (then the delayed flush collects more)."""
+        if self._handle is not None and not self._delayed:
+            self.flush()
 
     def flush(self) -> None:
         if self._handle is not None:
@@ -524,11 +535,12 @@ class DepthFanOut(FanOut):
             return  # the provider sends none while void; nothing to apply them to
         if diff.first_update_id != self.last_update_id + 1:
             raise UpstreamBroken(f"depth diff {diff.first_update_id} does not follow {self.last_update_id}")
-        self.book.apply(convert.levels(diff.bids), convert.levels(diff.asks))
+        bids, asks = convert.levels(diff.bids), convert.levels(diff.asks)
+        self.book.apply(bids, asks)
         self.last_update_id = diff.last_update_id
         self.event_time_ms = diff.event_time_ms
         self._snapshot_frames.clear()
-        frame = convert.encode(convert.ws_depth_diff(self.key.symbol, diff))
+        frame = convert.encode(convert.ws_depth_diff(self.key.symbol, diff, bids, asks))
         for sub in self.live():
             if sub.has_book and not sub.offer(frame):
                 sub.lags += 1
@@ -627,12 +639,14 @@ class Upstream:
         backoff: Backoff,
         on_open: Callable[[], None],
         on_lagged: Callable[[], None] = _ignore,
+        after_message: Callable[[], None] = _ignore,
     ) -> None:
         self.key = key
         self.fanout = new_fanout(key, on_lagged)
         self._source = source
         self._backoff = backoff
         self._on_open = on_open
+        self._after_message = after_message  # the hub's WriteBatcher.settle
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -661,6 +675,7 @@ class Upstream:
                     async for message in messages:
                         failures = 0
                         self.fanout.on_message(message)
+                        self._after_message()
                 reason = "the provider ended the stream"
             except grpc.RpcError as exc:
                 error = decode_rpc_error(exc)
@@ -744,6 +759,7 @@ class StreamHub:
                 self._backoff,
                 self.upstream_opens.labels(channel=channel).inc,
                 self.lagged.labels(channel=channel).inc,
+                self.batcher.settle,
             )
             self._upstreams[key] = upstream
             self.upstreams_open.labels(channel=channel).inc()

@@ -1,21 +1,25 @@
 """Frames written straight to a client's connection: encoded once as WebSocket frames, batched per
-connection, never reordered against the client's queue, never written after a close, and batched
-for longer only while flushes are costly."""
+connection, never reordered against the client's queue, never written after a close, written as
+soon as their upstream message is handled, and batched for longer only while flushes are costly."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import AsyncGenerator
 from typing import cast
 
 import pytest
 from aiohttp import web
+from binance.provider.v1 import market_data_pb2 as md
 
 from gateway_http.streams import (
     DirectWriter,
     StreamChannel,
+    StreamHub,
     StreamKey,
     Subscriber,
+    UpstreamMessage,
     WriteBatcher,
     text_frame,
 )
@@ -146,5 +150,49 @@ async def test_batches_wait_longer_only_after_a_costly_flush() -> None:
     assert sub.offer("a") and sub.offer("b")
     await asyncio.sleep(0)
     assert len(transport.writes) == 1
+    batcher.flush()
+    assert parse_frames(transport.writes[1]) == ["a", "b"]
+
+
+async def test_each_upstream_message_is_written_before_the_next_is_read() -> None:
+    # Upstreams of many symbols tick together: a client's frame goes out as soon as its own
+    # message is handled, not after the whole burst.
+    writes_when_resumed: list[int] = []
+    transport = FakeTransport()
+    done = asyncio.Event()
+
+    async def source(key: StreamKey) -> AsyncGenerator[UpstreamMessage, None]:
+        for trade_id in (1, 2, 3):
+            yield md.StreamTradesResponse(trades=[md.Trade(symbol=key.symbol, id=trade_id, price="1", quantity="1")])
+            writes_when_resumed.append(len(transport.writes))  # the loop has not run in between
+        done.set()
+        await asyncio.Event().wait()
+        yield md.StreamTradesResponse()  # never reached: makes this an async generator
+
+    hub = StreamHub(source)
+    try:
+        sub = hub.subscribe(KEY)
+        sub.direct = DirectWriter(
+            cast(web.WebSocketResponse, FakeWs()), cast(asyncio.Transport, transport), hub.batcher
+        )
+        await asyncio.wait_for(done.wait(), 3.0)
+        assert writes_when_resumed == [1, 2, 3]
+        assert [len(parse_frames(w)) for w in transport.writes] == [1, 1, 1]
+    finally:
+        await hub.close()
+
+
+async def test_a_costly_flush_makes_the_next_collect_across_messages() -> None:
+    batcher = WriteBatcher()
+    sub, transport, _ = client(batcher)
+    assert sub.offer("cheap")
+    batcher.settle()  # the message is handled: written without waiting for the loop
+    assert len(transport.writes) == 1
+    batcher._last_flush_s = 4 * WriteBatcher.BUSY_FLUSH_S
+    assert sub.offer("a")
+    batcher.settle()
+    assert sub.offer("b")
+    batcher.settle()
+    assert len(transport.writes) == 1  # still collecting for the delayed flush
     batcher.flush()
     assert parse_frames(transport.writes[1]) == ["a", "b"]
