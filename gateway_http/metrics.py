@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from gateway_http.openapi import Api
+from service_runtime.loop_lag import LOOP_LAG_BUCKETS_S, LOOP_LAG_HELP
 
 UNMATCHED_ROUTE = "unmatched"  # one label for every 404, so scanners cannot grow the label set
 
@@ -38,6 +39,9 @@ class Metrics:
         )
         self.ws_clients = Gauge(
             "gateway_http_ws_clients", "WebSocket clients connected now", ["route"], registry=self.registry
+        )
+        self.loop_lag = Histogram(
+            "gateway_http_event_loop_lag_seconds", LOOP_LAG_HELP, buckets=LOOP_LAG_BUCKETS_S, registry=self.registry
         )
 
     @contextlib.contextmanager

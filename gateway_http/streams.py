@@ -52,7 +52,7 @@ from binance.provider.v1 import account_pb2 as acc
 from binance.provider.v1 import account_pb2_grpc as acc_grpc
 from binance.provider.v1 import market_data_pb2 as md
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway_auth.tokens import Scope
 from gateway_http import convert
@@ -237,16 +237,19 @@ class WriteBatcher:
     BUSY_FLUSH_S = 0.005
     MAX_BATCH_DELAY_S = 0.01
 
-    def __init__(self) -> None:
+    def __init__(self, on_flush: Callable[[float, float], None] | None = None) -> None:
         self._pending: dict[DirectWriter, None] = {}
         self._handle: asyncio.Handle | None = None
         self._delayed = False  # the scheduled flush waits to collect more (the last one was costly)
+        self._started = 0.0  # perf_counter when the first frame of the pending batch came
         self._last_flush_s = 0.0
+        self._on_flush = on_flush  # (flush duration, first frame's wait until written), in seconds
         self.flushes = 0
 
     def add(self, writer: DirectWriter) -> None:
         self._pending[writer] = None
         if self._handle is None:
+            self._started = time.perf_counter()
             loop = asyncio.get_running_loop()
             cost = self._last_flush_s
             self._delayed = cost > self.BUSY_FLUSH_S
@@ -269,8 +272,11 @@ class WriteBatcher:
         pending, self._pending = self._pending, {}
         for writer in pending:
             writer.flush()
-        self._last_flush_s = time.perf_counter() - started
+        ended = time.perf_counter()
+        self._last_flush_s = ended - started
         self.flushes += 1
+        if self._on_flush is not None and pending:
+            self._on_flush(self._last_flush_s, ended - self._started)
 
 
 class DirectWriter:
@@ -699,6 +705,9 @@ class Upstream:
             await asyncio.sleep(max(self._backoff.delay(failures), retry_after_s))
 
 
+_FAN_OUT_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
 class StreamHub:
     """Every upstream of one gateway, keyed by StreamKey; shares them, and ends them when unused."""
 
@@ -716,8 +725,22 @@ class StreamHub:
         self._upstreams: dict[StreamKey, Upstream] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._closed = False
-        self.batcher = WriteBatcher()
         registry = registry if registry is not None else CollectorRegistry()
+        self.flush_seconds = Histogram(
+            "gateway_http_ws_flush_seconds",
+            "one flush of the WebSocket fan-out: a write to every connection with frames waiting; once a "
+            f"flush takes over {WriteBatcher.BUSY_FLUSH_S * 1000:g} ms the next batch waits to collect more",
+            buckets=_FAN_OUT_BUCKETS_S,
+            registry=registry,
+        )
+        self.batch_delay_seconds = Histogram(
+            "gateway_http_ws_batch_delay_seconds",
+            "from the first frame of a batch to the end of the flush that wrote it: the longest any frame "
+            "of that batch waited in the gateway's fan-out",
+            buckets=_FAN_OUT_BUCKETS_S,
+            registry=registry,
+        )
+        self.batcher = WriteBatcher(self._observe_flush)
         self.upstreams_open = Gauge(
             "gateway_http_ws_upstreams",
             "provider streams open now, one per channel, symbol and speed, shared by all its WebSocket clients",
@@ -737,6 +760,10 @@ class StreamHub:
             ["channel"],
             registry=registry,
         )
+
+    def _observe_flush(self, duration_s: float, delay_s: float) -> None:
+        self.flush_seconds.observe(duration_s)
+        self.batch_delay_seconds.observe(delay_s)
 
     def upstream(self, key: StreamKey) -> Upstream | None:
         return self._upstreams.get(key)

@@ -5,11 +5,13 @@ Served as Prometheus text on ``PROVIDER_METRICS_ADDR`` (``GET /metrics``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -18,6 +20,7 @@ from provider.history.store import HistoryStore
 from provider.history.writer import HistoryWriter
 from provider.marketdata.hub import MarketDataHub
 from provider.recording.recorder import Recorder
+from service_runtime.loop_lag import LOOP_LAG_BUCKETS_S, LOOP_LAG_HELP, watch_loop_lag
 
 
 class ProviderCollector(Collector):
@@ -129,10 +132,21 @@ def metrics_app(
 ) -> web.Application:
     registry = CollectorRegistry()
     registry.register(ProviderCollector(hub, rest, store=store, writer=writer, recorder=recorder))
+    loop_lag = Histogram(
+        "provider_event_loop_lag_seconds", LOOP_LAG_HELP, buckets=LOOP_LAG_BUCKETS_S, registry=registry
+    )
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
+    async def watch_lag(app: web.Application) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_loop_lag(loop_lag.observe), name="event loop lag")
+        yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(watch_lag)
     return app

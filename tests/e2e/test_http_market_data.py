@@ -293,6 +293,19 @@ async def test_two_depth_clients_share_one_upstream_and_the_token_may_ride_the_s
         assert metric(text, "gateway_http_ws_clients", route="/ws/depth/{symbol}") == 2
         diff_a, diff_b = await first_frame(first, "diff"), await first_frame(second, "diff")
         assert diff_a["s"] == diff_b["s"] == "ETHUSDT"
+        # Diffs go out through the fan-out's batched writes, which are timed, and the event loop's lag
+        # is sampled every 0.25 s.
+        timed = (
+            "gateway_http_ws_flush_seconds",
+            "gateway_http_ws_batch_delay_seconds",
+            "gateway_http_event_loop_lag_seconds",
+        )
+        deadline = time.monotonic() + 10
+        await refresh()
+        while any(metric(text, f"{name}_count") == 0 for name in timed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await refresh()
+        assert all(metric(text, f"{name}_count") > 0 for name in timed), text
     deadline = time.monotonic() + 10
     await refresh()
     while metric(text, "gateway_http_ws_upstreams", channel="depth") != 0 and time.monotonic() < deadline:

@@ -172,6 +172,13 @@ async def run_fault(
     return observer, took
 
 
+async def test_the_provider_samples_its_event_loop_lag(fault_system: System) -> None:
+    async def sampled() -> bool:
+        return (await metrics(fault_system)).get("provider_event_loop_lag_seconds_count", 0.0) > 0
+
+    await eventually(sampled, 10, "the provider's event loop lag to be sampled")
+
+
 async def test_sequence_gap_resyncs_within_one_snapshot_round_trip(
     fault_system: System, clients: tuple[md_grpc.MarketDataAsyncStub, aiohttp.ClientSession]
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import AsyncGenerator
 from typing import cast
 
@@ -196,3 +197,17 @@ async def test_a_costly_flush_makes_the_next_collect_across_messages() -> None:
     assert len(transport.writes) == 1  # still collecting for the delayed flush
     batcher.flush()
     assert parse_frames(transport.writes[1]) == ["a", "b"]
+
+
+async def test_each_flush_reports_its_duration_and_how_long_its_first_frame_waited() -> None:
+    flushes: list[tuple[float, float]] = []
+    batcher = WriteBatcher(on_flush=lambda duration, delay: flushes.append((duration, delay)))
+    (a, _, _), (b, _, _) = client(batcher), client(batcher)
+    assert a.offer("first")
+    time.sleep(0.02)  # noqa: ASYNC251  # on purpose: the first frame waits while the batch is open
+    assert b.offer("second")
+    batcher.settle()
+    [(duration, delay)] = flushes
+    assert 0 <= duration <= delay and delay >= 0.02
+    batcher.flush()  # nothing pending: no flush to report
+    assert len(flushes) == 1
