@@ -222,8 +222,9 @@ _WIRE = _WireCache()
 class WriteBatcher:
     """Coalesces what each connection is sent within one burst into one write.
 
-    A socket write costs far more than the bytes it carries (on loopback ~8 us, most of a
-    frame's fan-out cost), so frames are collected per connection and flushed together. While the
+    A socket write costs far more than the bytes it carries (on loopback 2-15 us, and up to ~100 us
+    when it wakes a sleeping reader: bench/bench_loopback_writes.py), most of a frame's fan-out
+    cost, so frames are collected per connection and flushed together. While the
     gateway keeps up, what one upstream message produced is written as soon as that message is
     handled (`settle`), before the next upstream's message: the upstreams of different symbols
     tick together, and a client should not wait for the others' work. That costs no extra writes,

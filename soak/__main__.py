@@ -365,9 +365,9 @@ class Soak:
             self.sample_rss(started)
             async with sim.get("/control/counters") as response:
                 counters = await response.json()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            stuck = await stop_tasks(self.tasks)
+            if stuck:
+                print(f"soak: {len(stuck)} load tasks did not stop when cancelled: {stuck}", file=sys.stderr)
             venue = await venue_orders(sim, ORDER_SYMBOL, DEMO_API_KEY, DEMO_API_SECRET)
 
         ours = [o for o in venue if str(o.get("clientOrderId", "")).startswith(prefix)]
@@ -524,6 +524,22 @@ class Soak:
             if not (user_missed or balances_off or open_off) or time.monotonic() > deadline:
                 return user_missed, balances_off, open_off
             await asyncio.sleep(0.5)
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], rounds: int = 3, wait_s: float = 10.0) -> list[str]:
+    """Cancel the tasks and wait for them, cancelling again those still running (a cancellation can be
+    lost in a race); the reprs of any still running after `rounds` tries, which are left behind."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=wait_s)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # seen: a load task that failed is reported by its own figures
+    return [repr(task.get_coro()) for task in pending]
 
 
 def main(argv: list[str] | None = None) -> int:

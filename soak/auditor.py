@@ -130,7 +130,8 @@ class VenueGate:
     async def closed(self, timeout_s: float) -> AsyncIterator[None]:
         self._open.clear()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
             yield
         finally:
             self._open.set()
@@ -162,8 +163,11 @@ class AuditedBook:
         deadline = time.monotonic() + wait_s
         while target not in self.book.history and self.book.last_id < target and time.monotonic() < deadline:
             self.progress.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands as
+            # the wait ends, and this loop's task would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.progress.wait(), max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self.progress.wait()
         seen = self.book.history.get(target)
         outcome = Compared.UNAVAILABLE if seen is None else Compared.MATCH if seen == want else Compared.DIVERGED
         result = Comparison(fetched_at, time.monotonic(), target, outcome)

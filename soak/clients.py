@@ -106,7 +106,8 @@ class SlowDepthClient(DepthClient):
             sock.setblocking(False)
             opened = False
             try:
-                await asyncio.wait_for(loop.sock_connect(sock, (host, port)), 10)
+                async with asyncio.timeout(10):  # not wait_for: it can swallow a cancellation on 3.11
+                    await loop.sock_connect(sock, (host, port))
                 async with ws_connect(
                     f"ws://{host}:{port}/ws/depth/{self.symbol}?limit=100",
                     sock=sock,
