@@ -7,9 +7,11 @@ the trade tape, the candles and the stream hub exactly once, in order. Pure of I
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Final
 
 import orjson
 
@@ -39,27 +41,30 @@ KLINE_STREAM_INTERVALS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class AggTrade:
-    agg_id: int
-    price: Decimal
-    qty: Decimal
-    first_trade_id: int
-    last_trade_id: int
-    time: int
-    is_buyer_maker: bool
+# Tape entries are plain tuples of ints, strs and bools, prices and quantities already formatted as
+# the REST answers print them: CPython's GC stops tracking such tuples (NamedTuples and dataclasses it
+# keeps tracking, which made full collections slow: 201 symbols hold 4 million entries), and they take
+# about a quarter less memory than dataclasses of Decimals.
+TradeEntry = tuple[int, str, str, str, int, bool]  # trade id, price, qty, quote qty, time, is buyer maker
+AggTradeEntry = tuple[int, str, str, int, int, int, bool]  # agg id, price, qty, first id, last id, time, buyer maker
+# The fields of an AggTradeEntry that requests select on (Final: mypy then knows their types).
+AGG_ID: Final = 0
+AGG_TIME: Final = 5
 
-    def as_rest(self) -> dict[str, object]:
-        return {
-            "a": self.agg_id,
-            "p": fmt(self.price),
-            "q": fmt(self.qty),
-            "f": self.first_trade_id,
-            "l": self.last_trade_id,
-            "T": self.time,
-            "m": self.is_buyer_maker,
-            "M": True,
-        }
+
+def agg_trade_fields(agg: AggTradeEntry) -> dict[str, object]:
+    """An aggregate trade as `GET /api/v3/aggTrades` and the ``@aggTrade`` stream show it."""
+    agg_id, price, qty, first_trade_id, last_trade_id, time, is_buyer_maker = agg
+    return {
+        "a": agg_id,
+        "p": price,
+        "q": qty,
+        "f": first_trade_id,
+        "l": last_trade_id,
+        "T": time,
+        "m": is_buyer_maker,
+        "M": True,
+    }
 
 
 @dataclass
@@ -70,8 +75,8 @@ class SymbolFeed:
     stream_prefix: str
     depth_100ms: DepthWindow = field(default_factory=DepthWindow)
     depth_1000ms: DepthWindow = field(default_factory=DepthWindow)
-    trades: deque[Trade] = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
-    agg_trades: deque[AggTrade] = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
+    trades: deque[TradeEntry] = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
+    agg_trades: deque[AggTradeEntry] = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
     candles: CandleStore = field(default_factory=CandleStore)
     next_agg_id: int = 1
     last_book_ticker: tuple[object, ...] = ()
@@ -144,22 +149,25 @@ class Venue:
         prefix = feed.stream_prefix
         publish_trades = self.hub.has_subscribers(prefix + "@trade")
         publish_aggs = self.hub.has_subscribers(prefix + "@aggTrade")
+        # Prices repeat trade after trade (the engine shares one Decimal per price): share the string too.
+        entries = [
+            (t.trade_id, sys.intern(fmt(t.price)), fmt(t.qty), fmt(t.quote_qty), t.time, t.is_buyer_maker)
+            for t in trades
+        ]
         # One aggregate per run of fills of this taker order at one price.
-        run: list[Trade] = []
-        for trade in (*trades, None):
-            if trade is not None and (not run or run[-1].price == trade.price):
-                run.append(trade)
+        start = 0
+        for end in range(1, len(trades) + 1):
+            if end < len(trades) and trades[end].price == trades[start].price:
                 continue
-            if run:
-                agg = self._aggregate(feed, run)
-                if publish_aggs:
-                    self.hub.publish(
-                        prefix + "@aggTrade",
-                        orjson.dumps({"e": "aggTrade", "E": agg.time, "s": feed.symbol, **agg.as_rest()}),
-                    )
-            run = [trade] if trade is not None else []
+            agg = self._aggregate(feed, trades[start:end], entries[start])
+            if publish_aggs:
+                self.hub.publish(
+                    prefix + "@aggTrade",
+                    orjson.dumps({"e": "aggTrade", "E": agg[AGG_TIME], "s": feed.symbol, **agg_trade_fields(agg)}),
+                )
+            start = end
+        feed.trades.extend(entries)
         for trade in trades:
-            feed.trades.append(trade)
             feed.candles.add_trade(trade.trade_id, trade.price, trade.qty, trade.time, trade.is_buyer_maker)
             if publish_trades:
                 self.hub.publish(
@@ -179,16 +187,12 @@ class Venue:
                     ),
                 )
 
-    def _aggregate(self, feed: SymbolFeed, run: list[Trade]) -> AggTrade:
-        agg = AggTrade(
-            feed.next_agg_id,
-            run[0].price,
-            sum((t.qty for t in run), Decimal(0)),
-            run[0].trade_id,
-            run[-1].trade_id,
-            run[0].time,
-            run[0].is_buyer_maker,
-        )
+    def _aggregate(self, feed: SymbolFeed, run: tuple[Trade, ...], first: TradeEntry) -> AggTradeEntry:
+        """`first`: the tape entry of the run's first trade, whose strings the aggregate shares."""
+        trade_id, price, qty, _, time, is_buyer_maker = first
+        if len(run) > 1:
+            qty = fmt(sum((t.qty for t in run), Decimal(0)))
+        agg = (feed.next_agg_id, price, qty, trade_id, run[-1].trade_id, time, is_buyer_maker)
         feed.next_agg_id += 1
         feed.agg_trades.append(agg)
         return agg

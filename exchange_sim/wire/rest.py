@@ -17,7 +17,7 @@ from exchange_sim.faults import FaultPlan, RestFaultRule, rest_fault_answer
 from exchange_sim.market.candles import INTERVAL_MS, fmt
 from exchange_sim.market.replay import REPLAY
 from exchange_sim.matching import EngineError
-from exchange_sim.venue import Venue
+from exchange_sim.venue import AGG_ID, AGG_TIME, Venue, agg_trade_fields
 from exchange_sim.wire.ratelimit import RateLimiter, RateLimitError
 
 VENUE = web.AppKey("venue", Venue)
@@ -259,15 +259,15 @@ async def trades(request: web.Request, venue: Venue, now: int) -> object:
     tape = list(venue.feeds[symbol].trades)[-_limit(request, 500, 1000) :]
     return [
         {
-            "id": t.trade_id,
-            "price": fmt(t.price),
-            "qty": fmt(t.qty),
-            "quoteQty": fmt(t.quote_qty),
-            "time": t.time,
-            "isBuyerMaker": t.is_buyer_maker,
+            "id": trade_id,
+            "price": price,
+            "qty": qty,
+            "quoteQty": quote_qty,
+            "time": at,
+            "isBuyerMaker": is_buyer_maker,
             "isBestMatch": True,
         }
-        for t in tape
+        for trade_id, price, qty, quote_qty, at, is_buyer_maker in tape
     ]
 
 
@@ -279,13 +279,13 @@ async def agg_trades(request: web.Request, venue: Venue, now: int) -> object:
     start, end = _int(request, "startTime"), _int(request, "endTime")
     aggs = list(venue.feeds[symbol].agg_trades)
     if from_id is not None:
-        picked = [a for a in aggs if a.agg_id >= from_id][:limit]
+        picked = [a for a in aggs if a[AGG_ID] >= from_id][:limit]
     elif start is not None or end is not None:
-        picked = [a for a in aggs if (start is None or a.time >= start) and (end is None or a.time <= end)]
+        picked = [a for a in aggs if (start is None or a[AGG_TIME] >= start) and (end is None or a[AGG_TIME] <= end)]
         picked = picked[:limit] if start is not None else picked[-limit:]
     else:
         picked = aggs[-limit:]
-    return [a.as_rest() for a in picked]
+    return [agg_trade_fields(a) for a in picked]
 
 
 async def klines(request: web.Request, venue: Venue, now: int) -> object:
