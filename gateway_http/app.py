@@ -8,8 +8,6 @@ scope, parameters and OpenAPI operation in one place.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -38,7 +36,7 @@ from gateway_http.streams import (
 from gateway_http.trading_routes import add_trading_routes
 from provider_client.channel import open_channel
 from provider_client.health import check_provider
-from service_runtime.loop_lag import watch_loop_lag
+from service_runtime.loop_lag import loop_lag_context
 
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 STARTED_AT = web.AppKey("started_at", float)
@@ -120,15 +118,7 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
         await hub.close()
 
     app.cleanup_ctx.append(market_streams)
-
-    async def loop_lag(app: web.Application) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(watch_loop_lag(app[METRICS].loop_lag.observe), name="event loop lag")
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-    app.cleanup_ctx.append(loop_lag)
+    app.cleanup_ctx.append(loop_lag_context(metrics.loop_lag.observe))
     app.on_shutdown.append(close_streams)
     api.route(
         "GET",

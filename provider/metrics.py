@@ -5,10 +5,8 @@ Served as Prometheus text on ``PROVIDER_METRICS_ADDR`` (``GET /metrics``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -20,7 +18,7 @@ from provider.history.store import HistoryStore
 from provider.history.writer import HistoryWriter
 from provider.marketdata.hub import MarketDataHub
 from provider.recording.recorder import Recorder
-from service_runtime.loop_lag import LOOP_LAG_BUCKETS_S, LOOP_LAG_HELP, watch_loop_lag
+from service_runtime.loop_lag import LOOP_LAG_BUCKETS_S, LOOP_LAG_HELP, loop_lag_context
 
 
 class ProviderCollector(Collector):
@@ -139,14 +137,7 @@ def metrics_app(
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
-    async def watch_lag(app: web.Application) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(watch_loop_lag(loop_lag.observe), name="event loop lag")
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    app.cleanup_ctx.append(watch_lag)
+    app.cleanup_ctx.append(loop_lag_context(loop_lag.observe))
     return app

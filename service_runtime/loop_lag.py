@@ -7,7 +7,10 @@ error anywhere; this makes that visible.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
 
 LOOP_LAG_EVERY_S = 0.25
 LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -24,3 +27,16 @@ async def watch_loop_lag(observe: Callable[[float], None], every_s: float = LOOP
         due = loop.time() + every_s
         await asyncio.sleep(every_s)
         observe(max(0.0, loop.time() - due))
+
+
+def loop_lag_context(observe: Callable[[float], None]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp `cleanup_ctx` entry that runs `watch_loop_lag` for as long as the application runs."""
+
+    async def watching(app: web.Application) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch_loop_lag(observe), name="event loop lag")
+        yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+    return watching
