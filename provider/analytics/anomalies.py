@@ -26,10 +26,12 @@ was visible in (≈ seconds), refill rate ``r = R / s``. A level is an iceberg w
 
 * ``r > 5 × median(r)`` over every level of that side traded through in the window, and
 * ``k >= 3``, and
-* a one-sided binomial test rejects "this level refills no more often than the side's pooled
-  refill probability ``p0 = Σk / Σn``": ``p = P[X >= k]``, ``X ~ Binomial(n, p0)``, Bonferroni-
-  adjusted over the number of levels tested; confidence ``= 1 - min(1, p × levels)`` must be
-  ``>= 0.99``.
+* a one-sided binomial test rejects "this level refills no more often than the side's other
+  levels": ``p = P[X >= k]``, ``X ~ Binomial(n, p0)`` with the others' pooled refill probability
+  ``p0 = (Σk - k + 1) / (Σn - n + 2)`` (the level itself left out, so its own refills do not raise
+  the bar it is tested against; add-one smoothed, so a side whose other levels never refilled in a
+  few intervals is not taken for one that never refills), Bonferroni-adjusted over the number of
+  levels tested; confidence ``= 1 - min(1, p × levels)`` must be ``>= 0.99``.
 
 Severity from ``R`` over the mean displayed quantity before those trades: ``>= 10×`` HIGH,
 ``>= 3×`` MEDIUM, else LOW. What it can see: refills at 1-second resolution on the top-N levels.
@@ -329,10 +331,11 @@ def _iceberg_side(
     visible = np.maximum(_count_shown(grid.ticks(px[np.isfinite(px)]), levels), 1)
     rate = refill_qty / visible
     median_rate = float(np.median(rate))
-    p0 = float(k.sum() / n_iv.sum())
+    k_all, n_all = float(k.sum()), int(n_iv.sum())
     candidates = np.flatnonzero((rate > ICEBERG_RATE_FACTOR * median_rate) & (k >= ICEBERG_MIN_REFILLS))
     out = []
     for c in candidates.tolist():
+        p0 = (k_all - float(k[c]) + 1.0) / (n_all - int(n_iv[c]) + 2)
         p_value = binomial_sf(int(k[c]), int(n_iv[c]), p0)
         confidence = 1.0 - min(1.0, p_value * g)
         if confidence < ICEBERG_MIN_CONFIDENCE:
@@ -374,7 +377,7 @@ def _iceberg_side(
                     Evidence("mean_displayed_quantity", float(shown[c])),
                     Evidence("refill_rate", float(rate[c]), "refilled quantity per visible second"),
                     Evidence("median_refill_rate", median_rate, f"over {g} {side.name} levels traded through"),
-                    Evidence("pooled_refill_probability", p0),
+                    Evidence("pooled_refill_probability", p0, "refills per traded interval at the side's other levels"),
                     Evidence("p_value", p_value, "one-sided binomial, before Bonferroni adjustment"),
                 ),
                 recommended_action=action,

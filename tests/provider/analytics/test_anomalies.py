@@ -101,12 +101,34 @@ def test_iceberg_is_found_with_hand_checked_evidence() -> None:
     assert (ev["refills"], ev["traded_intervals"]) == (39, 39)
     assert ev["refilled_quantity"] == pytest.approx(39.0)  # 1.0 re-shown after each 1.0 traded
     assert ev["median_refill_rate"] == 0.0  # the three draining levels never refill
-    assert ev["pooled_refill_probability"] == pytest.approx(39 / (4 * 39))
-    assert ev["p_value"] == pytest.approx(0.25**39)
+    # The other three levels: 0 refills in 3 x 39 traded intervals, add-one smoothed.
+    assert ev["pooled_refill_probability"] == pytest.approx(1 / (3 * 39 + 2))
+    assert ev["p_value"] == pytest.approx((1 / 119) ** 39)
     assert a.confidence == pytest.approx(1.0)
     assert a.severity is Severity.HIGH  # 39 refilled vs 1.0 displayed: >= 10x
     assert a.detected_at_ms == T0 + 39_000
     assert "resistance" in a.recommended_action
+
+
+def test_iceberg_is_tested_against_the_other_levels_only() -> None:
+    """100.00 is bought out (1.0) and shown again every second; 100.01-100.03 each trade 0.05 a
+    second and are topped up every other second (refill probability 1/2). Pooled with the
+    iceberg's own 10 refills, p0 would be 25/40 and the level not significant (1 - 4 * 0.625**10 =
+    0.964); against the others alone, p0 = (15 + 1) / (30 + 2) = 0.5 and it is."""
+    m = 11
+    t = seconds(m)
+    others = [0.1 if i % 2 == 0 else 0.05 for i in range(m)]
+    ask_qty = [[1.0, others[i], others[i], others[i]] for i in range(m)]
+    snaps = make_snaps(t, [[99.99]] * m, [[1.0]] * m, [[100.00, 100.01, 100.02, 100.03]] * m, ask_qty)
+    rows = []
+    for i in range(m - 1):
+        rows.append((t[i] + 500, 100.00, 1.0, False))
+        rows += [(t[i] + 600, p, 0.05, False) for p in (100.01, 100.02, 100.03)]
+    [found] = detect_icebergs(snaps, make_trades(rows), GRID)
+    ev = {e.name: e.value for e in found.evidence}
+    assert (found.price, ev["refills"], ev["traded_intervals"]) == ("100.00", 10, 10)
+    assert ev["pooled_refill_probability"] == pytest.approx(0.5)
+    assert found.confidence == pytest.approx(1 - 4 * 0.5**10)
 
 
 def test_level_that_drains_is_no_iceberg() -> None:
