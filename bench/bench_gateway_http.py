@@ -752,8 +752,24 @@ def build(root: Path, env: dict[str, str]) -> tuple[System, list[ManagedProcess]
     return system, [p for p in system.processes if p.name != "gateway_mcp"]
 
 
-def pids_of(processes: Sequence[ManagedProcess]) -> dict[str, int]:
-    return {p.name: p.popen.pid for p in processes if p.popen is not None}
+def pids_of(processes: Sequence[ManagedProcess], gateway_workers: int = 1) -> dict[str, int]:
+    """Each process's pid; with gateway workers, theirs too (as gateway_http[i]), once all have started."""
+    pids = {p.name: p.popen.pid for p in processes if p.popen is not None}
+    if gateway_workers > 1:
+        supervisor = pids["gateway_http"]
+        children = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(found := children.read_text().split()) < gateway_workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gateway_http started {len(found)} of {gateway_workers} workers")
+            time.sleep(0.05)
+        pids |= {f"gateway_http[{i}]": int(pid) for i, pid in enumerate(sorted(found, key=int))}
+    return pids
+
+
+def gateway_cores(window: CpuWindow) -> float:
+    """The gateway's CPU: the process, or with workers the supervisor and every worker."""
+    return sum(cores for name, cores in window.cores.items() if name.startswith("gateway_http"))
 
 
 def limit_note(window: CpuWindow, clients: Sequence[str]) -> str:
@@ -1102,13 +1118,14 @@ async def fanout_part(args: argparse.Namespace) -> None:
             "PROVIDER_SYMBOLS": symbols,  # not BTCUSDT: its replay starts when the bookTicker runs subscribe
             "GATEWAY_TOKENS_FILE": str(tmp / "tokens.json"),
             **GATEWAY_ENV,
+            "GATEWAY_HTTP_WORKERS": str(args.gateway_workers),
         }
         if any(s.kind == "bookTicker" for s in streams):
             env |= {"SIM_REPLAY": str(RECORDED_BTCUSDT), "SIM_REPLAY_SPEED": str(args.replay_speed)}
         system, processes = build(tmp, env)
         try:
             start_processes(processes)
-            pids = pids_of(processes)
+            pids = pids_of(processes, args.gateway_workers)
             replay_started = 0.0
             for stream in streams:
                 for clients in args.ws_clients:
@@ -1129,7 +1146,8 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     print(
         f"{args.ws_seconds:.0f} s window after {args.warmup:.0f} s warm-up; clients in {args.ws_procs} processes "
         f"({args.ws_client} client, uvloop); depth clients spread over {args.ws_symbols} synthetic symbols; "
-        f"bookTicker: {REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace"
+        f"bookTicker: {REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace; "
+        f"gateway_http workers: {args.gateway_workers}"
     )
     print(
         "| stream | clients (live at start) | offered msgs/s per client | delivered msgs/s (per client) | "
@@ -1150,7 +1168,7 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     print(f"CPU in cores over each window ({CPU_LEGEND}), and what limits it:")
     for r in runs:
         clients = [n for n in r.window.cores if n.startswith("client")]
-        per_frame = r.window.cores["gateway_http"] / max(1.0, r.delivered) * 1e6
+        per_frame = gateway_cores(r.window) / max(1.0, r.delivered) * 1e6
         print(
             f"- {r.stream.kind} {r.clients:,}: {fmt_cores(r.window)}; machine {r.window.machine:.2f}; load average "
             f"{r.load}. gateway_http CPU per delivered frame {per_frame:.1f} µs. {len(r.added):,} frames matched "
@@ -1188,6 +1206,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fan-out: WebSocket client (light: a minimal one on an asyncio protocol, as the REST clients)",
     )
     parser.add_argument("--ws-procs", type=int, default=2, help="fan-out: client processes")
+    parser.add_argument(
+        "--gateway-workers", type=int, default=1, help="fan-out: gateway_http worker processes (GATEWAY_HTTP_WORKERS)"
+    )
     parser.add_argument(
         "--replay-speed",
         type=_positive_float,

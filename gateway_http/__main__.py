@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from gateway_auth.cli import tokens_main
 from gateway_http.app import create_app
 from gateway_http.config import load_config
+from gateway_http.workers import WorkerSlot, serve_worker, supervise
 from service_runtime.config import ConfigError
 from service_runtime.http_serving import serve_aiohttp
 from service_runtime.lifecycle import run_main
@@ -21,12 +23,15 @@ log = logging.getLogger("gateway_http")
 
 
 async def main() -> int:
-    configure_logging("gateway_http")
+    slot = WorkerSlot.from_environ(os.environ)
+    configure_logging("gateway_http" if slot is None else f"gateway_http[{slot.index}]")
     try:
-        config = load_config(sys.argv[1:])
+        config = load_config(sys.argv[1:], tokens=None if slot is None else slot.tokens())
     except ConfigError as exc:
         log.error("configuration: %s", exc)
         return 2
+    if slot is not None:
+        return await serve_worker(config, slot, log)
     log.info(
         "provider at %s, venue %s, %d bearer token(s)", config.provider_addr, config.venue, len(config.tokens.entries)
     )
@@ -34,6 +39,8 @@ async def main() -> int:
         log.warning(
             "no bearer tokens (GATEWAY_TOKENS_FILE): every route except /health, /metrics and the docs answers 401"
         )
+    if config.workers > 1:
+        return await supervise(config, log)
     return await serve_aiohttp(create_app(config), config.addr, "GATEWAY_HTTP_ADDR", log)
 
 

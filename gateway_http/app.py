@@ -21,7 +21,15 @@ from gateway_http.errors import errors_middleware
 from gateway_http.market_routes import add_market_routes
 from gateway_http.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
 from gateway_http.openapi import API, Api, add_openapi_routes
-from gateway_http.security import RateLimiter, WsConnections, auth_middleware, cors_middleware, rate_limit_middleware
+from gateway_http.security import (
+    ConnectionCounter,
+    RateLimiter,
+    RequestLimiter,
+    WsConnections,
+    auth_middleware,
+    cors_middleware,
+    rate_limit_middleware,
+)
 from gateway_http.streams import (
     LIVE_SOCKETS,
     STREAM_HUB,
@@ -40,6 +48,7 @@ from service_runtime.loop_lag import loop_lag_context
 
 CHANNEL = web.AppKey("channel", grpc.aio.Channel)
 STARTED_AT = web.AppKey("started_at", float)
+WORKER = web.AppKey("worker", int)
 
 API_TITLE = "Binance Spot gateway"
 API_VERSION = "0.1.0"
@@ -55,8 +64,16 @@ HEALTH_SCHEMA: dict[str, object] = {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "gateway": {
             "type": "object",
-            "required": ["name", "uptimeSeconds"],
-            "properties": {"name": {"type": "string"}, "uptimeSeconds": {"type": "number"}},
+            "required": ["name", "uptimeSeconds", "worker"],
+            "properties": {
+                "name": {"type": "string"},
+                "uptimeSeconds": {"type": "number"},
+                "worker": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "the worker process that answered (0..GATEWAY_HTTP_WORKERS-1)",
+                },
+            },
         },
         "provider": {
             "type": "object",
@@ -77,18 +94,32 @@ async def health(request: web.Request) -> web.Response:
     provider = await check_provider(request.app[CHANNEL])
     body = {
         "status": "ok" if provider.serving else "degraded",
-        "gateway": {"name": "gateway_http", "uptimeSeconds": round(time.monotonic() - request.app[STARTED_AT], 1)},
+        "gateway": {
+            "name": "gateway_http",
+            "uptimeSeconds": round(time.monotonic() - request.app[STARTED_AT], 1),
+            "worker": request.app[WORKER],
+        },
         "provider": provider.as_dict(),
     }
     return web.json_response(body, status=200 if provider.serving else 503)
 
 
-def create_app(config: HttpGatewayConfig) -> web.Application:
+def create_app(
+    config: HttpGatewayConfig,
+    *,
+    worker: int = 0,
+    rate_limiter: RequestLimiter | None = None,
+    ws_connections: ConnectionCounter | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """The app of one process. A worker of several (gateway_http.workers) passes the limiters and
+    metrics it shares with the others; by default they are this process's own."""
     app = web.Application(client_max_size=64 * 1024)
     app[STARTED_AT] = time.monotonic()
+    app[WORKER] = worker
     api = app[API] = Api(app, API_TITLE, API_VERSION, API_DESCRIPTION)
-    metrics = app[METRICS] = Metrics()
-    app[WS_CONNECTIONS] = WsConnections(config.ws_limits)
+    metrics = app[METRICS] = metrics if metrics is not None else Metrics()
+    app[WS_CONNECTIONS] = ws_connections if ws_connections is not None else WsConnections(config.ws_limits)
     app[WS_BACKLOG] = config.ws_backlog
     app[LIVE_SOCKETS] = LiveSockets()
     app.middlewares.extend(
@@ -99,8 +130,10 @@ def create_app(config: HttpGatewayConfig) -> web.Application:
             auth_middleware(config.tokens, api),
         ]
     )
-    if config.rate_limit is not None:
-        app.middlewares.append(rate_limit_middleware(RateLimiter(config.rate_limit)))
+    if rate_limiter is None and config.rate_limit is not None:
+        rate_limiter = RateLimiter(config.rate_limit)
+    if rate_limiter is not None:
+        app.middlewares.append(rate_limit_middleware(rate_limiter))
 
     async def provider_channel(app: web.Application) -> AsyncIterator[None]:
         app[CHANNEL] = open_channel(config.provider_addr)

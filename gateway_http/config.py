@@ -13,6 +13,18 @@ from service_runtime.config import Address, Setting, Settings, parse_address, pa
 
 DEFAULT_RATE_LIMIT = RateLimit(per_second=20.0, burst=40)
 DEFAULT_WS_LIMITS = WsLimits(total=4096, per_token=1024)
+MAX_WORKERS = 64
+
+
+def parse_workers(text: str) -> int:
+    """How many worker processes serve the address: 1..MAX_WORKERS."""
+    try:
+        workers = int(text)
+    except ValueError:
+        raise ValueError(f"expected a number of worker processes, got {text!r}") from None
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"expected 1..{MAX_WORKERS} worker processes, got {workers}")
+    return workers
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class HttpGatewayConfig:
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT
     ws_limits: WsLimits = DEFAULT_WS_LIMITS
     ws_backlog: WsBacklog = field(default_factory=WsBacklog)
+    workers: int = 1
 
 
 SETTINGS: list[Setting[object]] = [
@@ -49,10 +62,21 @@ SETTINGS: list[Setting[object]] = [
         "how far a WebSocket client may fall behind: frames queued in the gateway,bytes its socket may hold "
         "unsent (0: the OS default, megabytes on loopback); past it depth clients are lagged, others closed",
     ),
+    Setting(
+        "GATEWAY_HTTP_WORKERS",
+        "1",
+        parse_workers,
+        "worker processes sharing the listening socket, so the WebSocket fan-out can use more than one core "
+        "(rate limits, WebSocket caps and /metrics hold over all of them)",
+    ),
 ]
 
 
-def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> HttpGatewayConfig:
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *, tokens: TokenStore | None = None
+) -> HttpGatewayConfig:
+    """The configuration from flags and environment; `tokens`, when given, instead of GATEWAY_TOKENS_FILE's
+    (a worker serves the tokens its supervisor read at start, whatever the file holds by now)."""
     values, _ = Settings("python -m gateway_http", "REST and WebSocket gateway", SETTINGS).parse(argv, environ)
     addr, provider_addr = values["GATEWAY_HTTP_ADDR"], values["PROVIDER_GRPC_ADDR"]
     assert isinstance(addr, Address) and isinstance(provider_addr, Address)
@@ -62,13 +86,16 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
     assert isinstance(origins, tuple) and (rate_limit is None or isinstance(rate_limit, RateLimit))
     ws_limits, ws_backlog = values["GATEWAY_HTTP_MAX_WS_CLIENTS"], values["GATEWAY_HTTP_WS_BACKLOG"]
     assert isinstance(ws_limits, WsLimits) and isinstance(ws_backlog, WsBacklog)
+    workers = values["GATEWAY_HTTP_WORKERS"]
+    assert isinstance(workers, int)
     return HttpGatewayConfig(
         addr=addr,
         provider_addr=provider_addr,
         venue=venue,
-        tokens=load_gateway_tokens(tokens_file, venue),
+        tokens=tokens if tokens is not None else load_gateway_tokens(tokens_file, venue),
         cors_origins=origins,
         rate_limit=rate_limit,
         ws_limits=ws_limits,
         ws_backlog=ws_backlog,
+        workers=workers,
     )

@@ -3,6 +3,11 @@
 GET /metrics needs no token: it carries no secrets and no token names (labels are the route
 template, method and status only), the gateway binds to loopback unless told otherwise, and
 Prometheus scrapers are simplest without credentials.
+
+With GATEWAY_HTTP_WORKERS > 1 every worker writes its values to files in the directory the
+supervisor names in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, chosen when
+the library is imported), and whichever worker answers GET /metrics reports the sum over all of
+them: counters and histograms summed, gauges summed over the live workers.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterator
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway_http.openapi import Api
 from service_runtime.loop_lag import LOOP_LAG_BUCKETS_S, LOOP_LAG_HELP
@@ -23,7 +29,9 @@ UNMATCHED_ROUTE = "unmatched"  # one label for every 404, so scanners cannot gro
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        """:param multiprocess_dir: the workers' shared PROMETHEUS_MULTIPROC_DIR, or None in one process."""
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "gateway_http_requests",
@@ -38,7 +46,11 @@ class Metrics:
             registry=self.registry,
         )
         self.ws_clients = Gauge(
-            "gateway_http_ws_clients", "WebSocket clients connected now", ["route"], registry=self.registry
+            "gateway_http_ws_clients",
+            "WebSocket clients connected now",
+            ["route"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.loop_lag = Histogram(
             "gateway_http_event_loop_lag_seconds", LOOP_LAG_HELP, buckets=LOOP_LAG_BUCKETS_S, registry=self.registry
@@ -55,7 +67,11 @@ class Metrics:
             gauge.dec()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
@@ -178,7 +179,16 @@ class RateLimiter:
         return bucket.take(now)
 
 
-def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
+class RequestLimiter(Protocol):
+    """What the rate-limit middleware needs: `RateLimiter` in one process, the shared one over workers."""
+
+    @property
+    def limit(self) -> RateLimit: ...
+
+    def wait_seconds(self, key: str) -> float: ...
+
+
+def rate_limit_middleware(limiter: RequestLimiter) -> Middleware:
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         principal = request.get(PRINCIPAL)
@@ -224,6 +234,24 @@ def parse_ws_limits(text: str) -> WsLimits:
     return WsLimits(total, per_token)
 
 
+def ws_token_full(limits: WsLimits) -> ApiError:
+    return ApiError.of(
+        429,
+        GatewayReason.TOO_MANY_CONNECTIONS,
+        f"this token already has {limits.per_token} WebSocket clients open (the limit)",
+        retry_after_ms=WS_REFUSAL_RETRY_MS,
+    )
+
+
+def ws_gateway_full(limits: WsLimits) -> ApiError:
+    return ApiError.of(
+        503,
+        GatewayReason.TOO_MANY_CONNECTIONS,
+        f"the gateway already serves {limits.total} WebSocket clients (the limit)",
+        retry_after_ms=WS_REFUSAL_RETRY_MS,
+    )
+
+
 @dataclass
 class WsConnections:
     """Open WebSocket clients counted per token name. `acquire` refuses over a limit; `release` undoes it."""
@@ -235,19 +263,9 @@ class WsConnections:
     def acquire(self, key: str) -> None:
         """Count one client of `key`, or raise 429 (this token is at its limit) / 503 (the gateway is full)."""
         if self._by_token.get(key, 0) >= self.limits.per_token:
-            raise ApiError.of(
-                429,
-                GatewayReason.TOO_MANY_CONNECTIONS,
-                f"this token already has {self.limits.per_token} WebSocket clients open (the limit)",
-                retry_after_ms=WS_REFUSAL_RETRY_MS,
-            )
+            raise ws_token_full(self.limits)
         if self.open_total >= self.limits.total:
-            raise ApiError.of(
-                503,
-                GatewayReason.TOO_MANY_CONNECTIONS,
-                f"the gateway already serves {self.limits.total} WebSocket clients (the limit)",
-                retry_after_ms=WS_REFUSAL_RETRY_MS,
-            )
+            raise ws_gateway_full(self.limits)
         self._by_token[key] = self._by_token.get(key, 0) + 1
         self.open_total += 1
 
@@ -263,6 +281,14 @@ class WsConnections:
 
     def open_for(self, key: str) -> int:
         return self._by_token.get(key, 0)
+
+
+class ConnectionCounter(Protocol):
+    """What the WebSocket routes need: `WsConnections` in one process, the shared one over workers."""
+
+    def acquire(self, key: str) -> None: ...
+
+    def release(self, key: str) -> None: ...
 
 
 # --- CORS ---------------------------------------------------------------------------------------

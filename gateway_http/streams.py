@@ -59,7 +59,7 @@ from gateway_http import convert
 from gateway_http.convert import SnapshotReason
 from gateway_http.metrics import METRICS, route_label
 from gateway_http.openapi import PARAMS, Api, Param, ParamIn
-from gateway_http.security import PRINCIPAL, WsConnections, websocket_protocols
+from gateway_http.security import PRINCIPAL, ConnectionCounter, websocket_protocols
 from provider.book import OrderBook
 from provider_client.errors import decode_rpc_error
 
@@ -747,6 +747,7 @@ class StreamHub:
             "provider streams open now, one per channel, symbol and speed, shared by all its WebSocket clients",
             ["channel"],
             registry=registry,
+            multiprocess_mode="livesum",  # with GATEWAY_HTTP_WORKERS > 1: over the live workers
         )
         self.upstream_opens = Counter(
             "gateway_http_ws_upstream_opens",
@@ -862,7 +863,7 @@ def provider_source(channel: grpc.aio.Channel) -> Source:
 # --- the WebSocket shell ------------------------------------------------------------------------
 
 STREAM_HUB = web.AppKey("stream_hub", StreamHub)
-WS_CONNECTIONS = web.AppKey("ws_connections", WsConnections)
+WS_CONNECTIONS: web.AppKey[ConnectionCounter] = web.AppKey("ws_connections")
 WS_BACKLOG = web.AppKey("ws_backlog", WsBacklog)  # its frames must match the hub's capacity
 
 

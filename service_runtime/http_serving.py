@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from aiohttp import web
 
@@ -10,11 +11,14 @@ from service_runtime.config import Address
 from service_runtime.lifecycle import wait_for_stop_signal
 
 
-async def serve_aiohttp(app: web.Application, addr: Address, addr_setting: str, log: logging.Logger) -> int:
-    """Listen on `addr`, run until a stop signal, then close listeners and connections in order."""
+async def serve_aiohttp(
+    app: web.Application, addr: Address, addr_setting: str, log: logging.Logger, sock: socket.socket | None = None
+) -> int:
+    """Listen on `addr` (or accept on `sock`, a listening socket bound to it and shared with other
+    processes), run until a stop signal, then close listeners and connections in order."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, addr.host, addr.port)
+    site: web.BaseSite = web.TCPSite(runner, addr.host, addr.port) if sock is None else web.SockSite(runner, sock)
     try:
         await site.start()
     except OSError as exc:
