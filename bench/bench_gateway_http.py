@@ -1007,6 +1007,7 @@ class FanoutRun:
     failed: dict[str, int]  # clients that could not connect, by error
     offered: float  # events/s of one stream, as the bare gRPC client received them
     delivered: float  # frames/s received by all WS clients together
+    client_rates: tuple[float, float]  # frames/s received by the client that got fewest, and by the median one
     delivered_peak: float  # the busiest 1 s slice
     added: NDArray[np.float64]  # ms, per matched WS event
     unmatched: int
@@ -1064,7 +1065,8 @@ async def fanout_run(
     base = Events.load([tmp / f"{tag}-grpc.npz"])
     sim = Events.load([tmp / f"{tag}-sim.npz"])
     ws = Events.load([tmp / f"{tag}-ws{p}.npz" for p in range(procs)])
-    frames = sum(int(np.load(str(tmp / f"{tag}-ws{p}.npz"))["frames"].sum()) for p in range(procs))
+    per_client = np.concatenate([np.load(str(tmp / f"{tag}-ws{p}.npz"))["frames"] for p in range(procs)])
+    frames = int(per_client.sum())
     added, unmatched = added_latency_ms(ws, base)
     per_second = np.histogram(ws.t, bins=np.arange(start, end + 0.5, 1.0))[0]
     kinds: dict[str, int] = {}
@@ -1085,6 +1087,7 @@ async def fanout_run(
         failed=failed,
         offered=len(base.within(start, end).u) / args.ws_seconds / len(stream.symbols),
         delivered=frames / args.ws_seconds,
+        client_rates=(float(per_client.min()) / args.ws_seconds, float(np.median(per_client)) / args.ws_seconds),
         delivered_peak=float(per_second.max()) if len(per_second) else 0.0,
         added=added,
         unmatched=unmatched,
@@ -1171,7 +1174,8 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
         per_frame = gateway_cores(r.window) / max(1.0, r.delivered) * 1e6
         print(
             f"- {r.stream.kind} {r.clients:,}: {fmt_cores(r.window)}; machine {r.window.machine:.2f}; load average "
-            f"{r.load}. gateway_http CPU per delivered frame {per_frame:.1f} µs. {len(r.added):,} frames matched "
+            f"{r.load}. gateway_http CPU per delivered frame {per_frame:.1f} µs. Frames/s per client: fewest "
+            f"{r.client_rates[0]:.1f}, median {r.client_rates[1]:.1f}. {len(r.added):,} frames matched "
             f"to the gRPC client's ({r.unmatched:,} not). Limit: {limit_note(r.window, clients)}"
         )
     depth_runs = [r for r in runs if r.stream.kind == "depth"]

@@ -113,12 +113,17 @@ async def serve_worker(config: HttpGatewayConfig, slot: WorkerSlot, log: logging
     if metrics_dir is None:
         log.error("%s is not set: a worker is started by the supervisor only", METRICS_DIR_ENV)
         return 2
-    limits = SharedLimits.attach(
-        slot.limits_fd, config.tokens.names(), config.workers, config.rate_limit, config.ws_limits
-    )
+    try:
+        limits = SharedLimits.attach(
+            slot.limits_fd, config.tokens.names(), config.workers, config.rate_limit, config.ws_limits
+        )
+    except ValueError as exc:
+        log.error("the shared limits: %s", exc)
+        return 2
     sock = socket.socket(fileno=slot.listen_fd)
     loop = asyncio.get_running_loop()
     # The supervisor's end of the pipe closes when it exits, however it exits: then stop as on SIGTERM.
+    os.set_blocking(slot.parent_fd, False)
     loop.add_reader(slot.parent_fd, _stop_when_supervisor_is_gone, slot.parent_fd, log)
     try:
         app = create_app(
