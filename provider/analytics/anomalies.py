@@ -26,12 +26,15 @@ was visible in (≈ seconds), refill rate ``r = R / s``. A level is an iceberg w
 
 * ``r > 5 × median(r)`` over every level of that side traded through in the window, and
 * ``k >= 3``, and
-* a one-sided binomial test rejects "this level refills no more often than the side's other
-  levels": ``p = P[X >= k]``, ``X ~ Binomial(n, p0)`` with the others' pooled refill probability
-  ``p0 = (Σk - k + 1) / (Σn - n + 2)`` (the level itself left out, so its own refills do not raise
-  the bar it is tested against; add-one smoothed, so a side whose other levels never refilled in a
-  few intervals is not taken for one that never refills), Bonferroni-adjusted over the number of
-  levels tested; confidence ``= 1 - min(1, p × levels)`` must be ``>= 0.99``.
+* a one-sided Fisher exact test rejects "this level refills no more often than the side's other
+  levels": of the side's ``Σn`` traded intervals, ``Σk`` were refills; ``p = P[X >= k]`` for ``X ~
+  Hypergeometric(Σn, Σk, n)``, the chance that this level's ``n`` intervals hold ``k`` or more of
+  the refills were they spread regardless of level. Bonferroni-adjusted over the number of levels
+  tested: confidence ``= 1 - min(1, p × levels)`` must be ``>= 0.99``. (A binomial test against the
+  pooled probability ``Σk / Σn`` counts the level's own refills in the bar it is tested against and
+  missed icebergs on books with few traded levels; against the other levels' probability alone it
+  took their estimate as exact and called a market maker's level an iceberg when the other levels
+  had traded only a few times. Fisher's test weighs both samples by their size.)
 
 Severity from ``R`` over the mean displayed quantity before those trades: ``>= 10×`` HIGH,
 ``>= 3×`` MEDIUM, else LOW. What it can see: refills at 1-second resolution on the top-N levels.
@@ -84,10 +87,10 @@ __all__ = [
     "AnomalyType",
     "Evidence",
     "anomalies",
-    "binomial_sf",
     "detect_flash_crash_risk",
     "detect_icebergs",
     "detect_quote_stuffing",
+    "fisher_greater",
 ]
 
 STUFFING_RATE = 500.0
@@ -193,17 +196,30 @@ def detect_quote_stuffing(bars: ActivityArrays) -> list[Anomaly]:
     return out
 
 
-def binomial_sf(k: int, n: int, p: float) -> float:
-    """``P[X >= k]`` for ``X ~ Binomial(n, p)``, summed exactly in log space."""
-    if k <= 0:
+def log_factorials(n: int) -> NDArray[np.float64]:
+    """``log(i!)`` for ``i`` in ``0..n``."""
+    return np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))))
+
+
+def fisher_greater(k: int, n: int, k_other: int, n_other: int, log_fact: NDArray[np.float64] | None = None) -> float:
+    """One-sided Fisher exact test of a 2x2 table (this level: ``k`` refills in ``n`` traded intervals;
+    the other levels: ``k_other`` in ``n_other``): ``P[X >= k]`` for ``X ~ Hypergeometric(n + n_other,
+    k + k_other, n)``, summed exactly in log space. 1.0 when nothing else traded: no comparison.
+    ``log_fact``: :func:`log_factorials` up to at least ``n + n_other``, shared by the calls of a side."""
+    total, refills = n + n_other, k + k_other
+    lowest, highest = max(0, n - (total - refills)), min(n, refills)  # the values X can take
+    if k <= lowest:
         return 1.0
-    if k > n or p <= 0.0:
+    if k > highest:
         return 0.0
-    if p >= 1.0:
-        return 1.0
-    log_fact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=np.float64)))))
-    xs = np.arange(k, n + 1)
-    log_pmf = log_fact[n] - log_fact[xs] - log_fact[n - xs] + xs * math.log(p) + (n - xs) * math.log1p(-p)
+    if log_fact is None:
+        log_fact = log_factorials(total)
+    xs = np.arange(k, highest + 1)
+    log_pmf = (
+        (log_fact[refills] - log_fact[xs] - log_fact[refills - xs])  # choose x of the refills
+        + (log_fact[total - refills] - log_fact[n - xs] - log_fact[total - refills - n + xs])  # the rest
+        - (log_fact[total] - log_fact[n] - log_fact[total - n])
+    )
     return float(min(1.0, np.exp(log_pmf).sum()))
 
 
@@ -331,12 +347,14 @@ def _iceberg_side(
     visible = np.maximum(_count_shown(grid.ticks(px[np.isfinite(px)]), levels), 1)
     rate = refill_qty / visible
     median_rate = float(np.median(rate))
-    k_all, n_all = float(k.sum()), int(n_iv.sum())
+    k_all, n_all = int(k.sum()), int(n_iv.sum())
     candidates = np.flatnonzero((rate > ICEBERG_RATE_FACTOR * median_rate) & (k >= ICEBERG_MIN_REFILLS))
     out = []
+    log_fact = log_factorials(n_all) if len(candidates) else None
     for c in candidates.tolist():
-        p0 = (k_all - float(k[c]) + 1.0) / (n_all - int(n_iv[c]) + 2)
-        p_value = binomial_sf(int(k[c]), int(n_iv[c]), p0)
+        k_c, n_c = int(k[c]), int(n_iv[c])
+        others = (k_all - k_c) / (n_all - n_c) if n_all > n_c else 0.0
+        p_value = fisher_greater(k_c, n_c, k_all - k_c, n_all - n_c, log_fact)
         confidence = 1.0 - min(1.0, p_value * g)
         if confidence < ICEBERG_MIN_CONFIDENCE:
             continue
@@ -377,8 +395,10 @@ def _iceberg_side(
                     Evidence("mean_displayed_quantity", float(shown[c])),
                     Evidence("refill_rate", float(rate[c]), "refilled quantity per visible second"),
                     Evidence("median_refill_rate", median_rate, f"over {g} {side.name} levels traded through"),
-                    Evidence("pooled_refill_probability", p0, "refills per traded interval at the side's other levels"),
-                    Evidence("p_value", p_value, "one-sided binomial, before Bonferroni adjustment"),
+                    Evidence(
+                        "pooled_refill_probability", others, "refills per traded interval at the side's other levels"
+                    ),
+                    Evidence("p_value", p_value, "one-sided Fisher exact test, before Bonferroni adjustment"),
                 ),
                 recommended_action=action,
             )

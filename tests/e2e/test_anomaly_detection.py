@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(240)
 SYMBOLS = ("BTCUSDT", "BNBUSDT", "SOLUSDT", "ETHUSDT")
 QUIET, STUFFING, CRASH, ICEBERG = SYMBOLS
 FLASH_AFTER_S = 55  # the flash-crash rule needs a baseline of about a minute of snapshots
-ICEBERG_S = 40  # the walk up to the level takes ~10 s; the rest are ~30 seconds of refills
+ICEBERG_S = 50  # the walk up to the level takes ~10 s; the rest are ~40 seconds of refills (ends before FLASH_AFTER_S)
 NEAR_ICEBERG = Decimal("0.05")  # 5 ticks of ETHUSDT
 ICEBERG_EVIDENCE = {
     "refills",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -15,10 +16,10 @@ from provider.analytics.anomalies import (
     _trade_intervals,
     _traded_levels,
     anomalies,
-    binomial_sf,
     detect_flash_crash_risk,
     detect_icebergs,
     detect_quote_stuffing,
+    fisher_greater,
 )
 from provider.analytics.window import DataQualityFlag, Severity, TickGrid, Window
 from provider.history.arrays import ActivityArrays, SnapshotArrays, TradeArrays
@@ -101,34 +102,50 @@ def test_iceberg_is_found_with_hand_checked_evidence() -> None:
     assert (ev["refills"], ev["traded_intervals"]) == (39, 39)
     assert ev["refilled_quantity"] == pytest.approx(39.0)  # 1.0 re-shown after each 1.0 traded
     assert ev["median_refill_rate"] == 0.0  # the three draining levels never refill
-    # The other three levels: 0 refills in 3 x 39 traded intervals, add-one smoothed.
-    assert ev["pooled_refill_probability"] == pytest.approx(1 / (3 * 39 + 2))
-    assert ev["p_value"] == pytest.approx((1 / 119) ** 39)
+    assert ev["pooled_refill_probability"] == 0.0  # the other three levels: 0 refills in 3 x 39 intervals
+    assert ev["p_value"] == pytest.approx(1 / math.comb(156, 39))  # all 39 refills in this level's 39 of 156
     assert a.confidence == pytest.approx(1.0)
     assert a.severity is Severity.HIGH  # 39 refilled vs 1.0 displayed: >= 10x
     assert a.detected_at_ms == T0 + 39_000
     assert "resistance" in a.recommended_action
 
 
-def test_iceberg_is_tested_against_the_other_levels_only() -> None:
-    """100.00 is bought out (1.0) and shown again every second; 100.01-100.03 each trade 0.05 a
-    second and are topped up every other second (refill probability 1/2). Pooled with the
-    iceberg's own 10 refills, p0 would be 25/40 and the level not significant (1 - 4 * 0.625**10 =
-    0.964); against the others alone, p0 = (15 + 1) / (30 + 2) = 0.5 and it is."""
-    m = 11
+def refilling_book(m: int, others: Sequence[float], other_trades: int) -> tuple[SnapshotArrays, TradeArrays]:
+    """Asks 100.00 .. 100.03. 100.00 shows 1.0, is bought out (1.0) every second and shown again.
+    100.01-100.03 show ``others[i]`` in snapshot i and trade 0.05 in each of their first
+    ``other_trades`` intervals; a level that shows more than it kept after the trade was refilled."""
     t = seconds(m)
-    others = [0.1 if i % 2 == 0 else 0.05 for i in range(m)]
     ask_qty = [[1.0, others[i], others[i], others[i]] for i in range(m)]
     snaps = make_snaps(t, [[99.99]] * m, [[1.0]] * m, [[100.00, 100.01, 100.02, 100.03]] * m, ask_qty)
     rows = []
     for i in range(m - 1):
         rows.append((t[i] + 500, 100.00, 1.0, False))
-        rows += [(t[i] + 600, p, 0.05, False) for p in (100.01, 100.02, 100.03)]
-    [found] = detect_icebergs(snaps, make_trades(rows), GRID)
+        if i < other_trades:
+            rows += [(t[i] + 600, p, 0.05, False) for p in (100.01, 100.02, 100.03)]
+    return snaps, make_trades(rows)
+
+
+def test_an_iceberg_is_tested_against_the_other_levels() -> None:
+    """The other levels are topped up every other second (18 refills in 36 intervals); 100.00 in all
+    12 of its. Fisher: P = C(30, 12) / C(48, 12) = 0.00124, x 4 levels: confidence 0.995. (A
+    binomial test against the pooled 30 / 48, its own refills included, gives 0.986: no iceberg.)"""
+    m = 13
+    snaps, trades = refilling_book(m, [0.1 if i % 2 == 0 else 0.05 for i in range(m)], m - 1)
+    [found] = detect_icebergs(snaps, trades, GRID)
     ev = {e.name: e.value for e in found.evidence}
-    assert (found.price, ev["refills"], ev["traded_intervals"]) == ("100.00", 10, 10)
+    assert (found.price, ev["refills"], ev["traded_intervals"]) == ("100.00", 12, 12)
     assert ev["pooled_refill_probability"] == pytest.approx(0.5)
-    assert found.confidence == pytest.approx(1 - 4 * 0.5**10)
+    assert ev["p_value"] == pytest.approx(math.comb(30, 12) / math.comb(48, 12))
+    assert found.confidence == pytest.approx(1 - 4 * math.comb(30, 12) / math.comb(48, 12))
+
+
+def test_a_level_is_no_iceberg_against_too_few_other_intervals() -> None:
+    """The other levels trade once each and never refill: 0 of 3 intervals. 100.00 refills in all
+    10 of its, yet P = 1 / C(13, 10) = 0.0035, x 4 levels: confidence 0.986, under 0.99. (Taking
+    the others' 0 of 3 as an exact refill probability would call it certain.)"""
+    m = 11
+    snaps, trades = refilling_book(m, [0.1 - 0.05 * min(i, 1) for i in range(m)], 1)
+    assert detect_icebergs(snaps, trades, GRID) == []
 
 
 def test_level_that_drains_is_no_iceberg() -> None:
@@ -294,11 +311,18 @@ def test_count_shown(span: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("k", "n", "p", "expected"),
-    [(0, 5, 0.3, 1.0), (2, 2, 0.5, 0.25), (1, 3, 0.5, 0.875), (3, 3, 0.0, 0.0), (4, 3, 0.5, 0.0), (2, 4, 1.0, 1.0)],
+    ("k", "n", "k_other", "n_other", "expected"),
+    [
+        (0, 5, 1, 5, 1.0),
+        (2, 2, 0, 2, 1 / 6),  # both refills in this level's 2 of 4 intervals: 1 / C(4, 2)
+        (2, 3, 1, 3, 0.5),  # (C(3,2) C(3,1) + C(3,3)) / C(6,3)
+        (1, 3, 1, 1, 1.0),  # 3 of 4 intervals hold at least 1 of 2 refills, always
+        (3, 3, 0, 0, 1.0),  # nothing else traded: no comparison
+        (4, 3, 0, 3, 0.0),
+    ],
 )
-def test_binomial_sf(k: int, n: int, p: float, expected: float) -> None:
-    assert binomial_sf(k, n, p) == pytest.approx(expected)
+def test_fisher_greater(k: int, n: int, k_other: int, n_other: int, expected: float) -> None:
+    assert fisher_greater(k, n, k_other, n_other) == pytest.approx(expected)
 
 
 # --- flash-crash risk -------------------------------------------------------------------------
