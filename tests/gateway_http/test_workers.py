@@ -1,7 +1,8 @@
 """The gateway's supervisor and workers as real processes (`python -m gateway_http` with
 GATEWAY_HTTP_WORKERS=2; no provider is needed for what is checked here): workers that lose their
 supervisor stop by themselves, a stop signal stops everything with status 0, and a worker that
-keeps dying stops the gateway with status 1 instead of flapping forever."""
+keeps dying stops the gateway with status 1 instead of flapping forever; a bad
+GATEWAY_HTTP_WORKERS is refused at start."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway_http.config import load_config
 from gateway_http.workers import RESTART_LIMIT
 from launcher.processes import REPO_ROOT, free_port, port_open, wait_until
+from service_runtime.config import ConfigError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -105,3 +108,11 @@ def test_a_worker_that_keeps_dying_stops_the_gateway_with_status_1(
             seen |= set(children(supervisor.pid))
     assert supervisor.wait(WAIT_S) == 1
     assert not any(alive(pid) for pid in seen)  # the last one was stopped before the supervisor exited
+
+
+def test_the_workers_setting_is_checked_at_start() -> None:
+    assert load_config([], {}).workers == 1
+    assert load_config([], {"GATEWAY_HTTP_WORKERS": "4"}).workers == 4
+    for bad, says in (("0", "1..64"), ("65", "1..64"), ("two", "a number of worker processes")):
+        with pytest.raises(ConfigError, match=f"GATEWAY_HTTP_WORKERS.*{says}"):
+            load_config([], {"GATEWAY_HTTP_WORKERS": bad})
