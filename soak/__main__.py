@@ -113,14 +113,21 @@ def rss_kb(pid: int | None) -> int | None:
     return None
 
 
+def children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
 def process_rss(system: System) -> dict[str, tuple[int, int]]:
-    """process name -> (pid, VmRSS kB) of every running process."""
+    """process name -> (pid, VmRSS kB) of every running process, its children included (gateway_http
+    with GATEWAY_HTTP_WORKERS > 1 is a supervisor whose workers hold the memory)."""
     out = {}
     for p in system.processes:
         pid = p.popen.pid if p.popen is not None and p.running else None
         kb = rss_kb(pid)
         if pid is not None and kb is not None:
-            out[p.name] = (pid, kb)
+            out[p.name] = (pid, kb + sum(rss_kb(child) or 0 for child in children(pid)))
     return out
 
 
