@@ -65,7 +65,7 @@ from binance.provider.v1 import market_data_pb2_grpc as md_grpc  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from gateway_auth.tokens import Scope, TokenStore  # noqa: E402
-from launcher.processes import ManagedProcess, free_port  # noqa: E402
+from launcher.processes import ManagedProcess, child_pids, free_port  # noqa: E402
 from launcher.system import Ports, System, build_system  # noqa: E402
 from service_runtime.lifecycle import wait_for_stop_signal  # noqa: E402
 
@@ -757,13 +757,12 @@ def pids_of(processes: Sequence[ManagedProcess], gateway_workers: int = 1) -> di
     pids = {p.name: p.popen.pid for p in processes if p.popen is not None}
     if gateway_workers > 1:
         supervisor = pids["gateway_http"]
-        children = Path(f"/proc/{supervisor}/task/{supervisor}/children")
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while len(found := children.read_text().split()) < gateway_workers:
+        while len(found := child_pids(supervisor)) < gateway_workers:
             if time.monotonic() > deadline:
                 raise SystemExit(f"gateway_http started {len(found)} of {gateway_workers} workers")
             time.sleep(0.05)
-        pids |= {f"gateway_http[{i}]": int(pid) for i, pid in enumerate(sorted(found, key=int))}
+        pids |= {f"gateway_http[{i}]": pid for i, pid in enumerate(sorted(found))}
     return pids
 
 

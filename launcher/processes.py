@@ -30,6 +30,13 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def child_pids(pid: int) -> list[int]:
+    """A process's children (Linux /proc), e.g. gateway_http's workers; [] once it is gone."""
+    with contextlib.suppress(OSError):
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
 class ProcessFailed(RuntimeError):
     pass
 

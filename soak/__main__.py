@@ -26,7 +26,7 @@ import aiohttp
 from exchange_sim.accounts import DEMO_API_KEY, DEMO_API_SECRET
 from exchange_sim.venue import TAPE_LENGTH
 from gateway_auth.tokens import Scope, TokenStore
-from launcher.processes import REPO_ROOT, free_port
+from launcher.processes import REPO_ROOT, child_pids, free_port
 from launcher.system import Ports, System, build_system
 from soak.auditor import AuditedBook, Compared, GrpcAuditor, VenueGate, audit_loop
 from soak.clients import DepthClient, Poller, SlowDepthClient, TickerClient, UserClient, mcp_poll, rest_poll
@@ -113,12 +113,6 @@ def rss_kb(pid: int | None) -> int | None:
     return None
 
 
-def children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
 def process_rss(system: System) -> dict[str, tuple[int, int]]:
     """process name -> (pid, VmRSS kB) of every running process, its children included (gateway_http
     with GATEWAY_HTTP_WORKERS > 1 is a supervisor whose workers hold the memory)."""
@@ -127,7 +121,7 @@ def process_rss(system: System) -> dict[str, tuple[int, int]]:
         pid = p.popen.pid if p.popen is not None and p.running else None
         kb = rss_kb(pid)
         if pid is not None and kb is not None:
-            out[p.name] = (pid, kb + sum(rss_kb(child) or 0 for child in children(pid)))
+            out[p.name] = (pid, kb + sum(rss_kb(child) or 0 for child in child_pids(pid)))
     return out
 
 

@@ -17,17 +17,12 @@ import pytest
 
 from gateway_http.config import load_config
 from gateway_http.workers import RESTART_LIMIT
-from launcher.processes import REPO_ROOT, free_port, port_open, wait_until
+from launcher.processes import REPO_ROOT, child_pids, free_port, port_open, wait_until
 from service_runtime.config import ConfigError
 
 pytestmark = pytest.mark.timeout(90)
 
 WAIT_S = 20.0
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def alive(pid: int) -> bool:
@@ -57,13 +52,13 @@ def gateway(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
                 [sys.executable, "-m", "gateway_http"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         started.append(process)
-        wait_until(lambda: port_open("127.0.0.1", port) and len(children(process.pid)) == 2, WAIT_S, "2 workers")
-        workers.update(children(process.pid))
+        wait_until(lambda: port_open("127.0.0.1", port) and len(child_pids(process.pid)) == 2, WAIT_S, "2 workers")
+        workers.update(child_pids(process.pid))
         return process
 
     yield start
     for process in started:
-        workers.update(children(process.pid))
+        workers.update(child_pids(process.pid))
         if process.poll() is None:
             process.kill()
             process.wait(WAIT_S)
@@ -74,14 +69,14 @@ def gateway(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
 
 def replaced(supervisor: int, victim: int) -> Callable[[], bool]:
     """Two workers again, the victim not among them."""
-    return lambda: len(now := children(supervisor)) == 2 and victim not in now
+    return lambda: len(now := child_pids(supervisor)) == 2 and victim not in now
 
 
 def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
     gateway: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
     supervisor = gateway()
-    workers = children(supervisor.pid)
+    workers = child_pids(supervisor.pid)
     supervisor.kill()
     supervisor.wait(WAIT_S)
     wait_until(lambda: not any(alive(pid) for pid in workers), WAIT_S, "the orphaned workers to stop")
@@ -89,7 +84,7 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(
 
 def test_a_stop_signal_stops_every_worker_and_exits_0(gateway: Callable[[], subprocess.Popen[bytes]]) -> None:
     supervisor = gateway()
-    workers = children(supervisor.pid)
+    workers = child_pids(supervisor.pid)
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(WAIT_S) == 0
     assert not any(alive(pid) for pid in workers)
@@ -99,13 +94,13 @@ def test_a_worker_that_keeps_dying_stops_the_gateway_with_status_1(
     gateway: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
     supervisor = gateway()
-    seen = set(children(supervisor.pid))
+    seen = set(child_pids(supervisor.pid))
     for death in range(RESTART_LIMIT + 1):
-        victim = children(supervisor.pid)[0]
+        victim = child_pids(supervisor.pid)[0]
         os.kill(victim, signal.SIGKILL)
         if death < RESTART_LIMIT:
             wait_until(replaced(supervisor.pid, victim), WAIT_S, "a replacement")
-            seen |= set(children(supervisor.pid))
+            seen |= set(child_pids(supervisor.pid))
     assert supervisor.wait(WAIT_S) == 1
     assert not any(alive(pid) for pid in seen)  # the last one was stopped before the supervisor exited
 

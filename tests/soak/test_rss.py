@@ -9,25 +9,25 @@ import signal
 import subprocess
 import sys
 
-from launcher.processes import ManagedProcess, wait_until
+from launcher.processes import ManagedProcess, child_pids, wait_until
 from launcher.system import Ports, System
-from soak.__main__ import children, process_rss, rss_kb
+from soak.__main__ import process_rss, rss_kb
 
 HOLDER = "import time; held = bytearray(64 << 20); held[::4096] = b'x' * len(held[::4096]); time.sleep(60)"
 PARENT = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {HOLDER!r}]); time.sleep(60)"
 
 
-def test_a_process_is_sampled_with_its_children() -> None:
+def test_a_process_is_sampled_with_its_child_pids() -> None:
     parent = ManagedProcess("gateway_http", "unused")
     parent.popen = subprocess.Popen([sys.executable, "-c", PARENT])
     try:
         pid = parent.popen.pid
-        wait_until(lambda: len(children(pid)) == 1 and (rss_kb(children(pid)[0]) or 0) > 64 << 10, 20, "the child")
+        wait_until(lambda: len(child_pids(pid)) == 1 and (rss_kb(child_pids(pid)[0]) or 0) > 64 << 10, 20, "the child")
         sampled_pid, kb = process_rss(System(Ports(0, 0, 0, 0), [parent]))["gateway_http"]
         assert sampled_pid == pid
         assert kb >= (rss_kb(pid) or 0) + (64 << 10)  # the child's 64 MiB, touched page by page
     finally:
-        for victim in [*children(parent.popen.pid), parent.popen.pid]:
+        for victim in [*child_pids(parent.popen.pid), parent.popen.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
         parent.popen.wait(10)
