@@ -320,11 +320,9 @@ async def signed_get(sim: aiohttp.ClientSession, path: str, params: dict[str, st
 async def venue_orders(sim: aiohttp.ClientSession, symbol: str, api_key: str, secret: str) -> list[dict[str, Any]]:
     """Every order of the account on `symbol`, from the simulator (GET /api/v3/allOrders, paged)."""
     orders: list[dict[str, Any]] = []
-    from_id = 0
+    from_id = 1  # always given: without orderId, allOrders answers the most recent 1,000, not the first
     while True:
-        params = {"symbol": symbol, "limit": "1000"}
-        if from_id:
-            params["orderId"] = str(from_id)
+        params = {"symbol": symbol, "limit": "1000", "orderId": str(from_id)}
         page = await signed_get(sim, "/api/v3/allOrders", params, api_key, secret)
         orders += page
         if len(page) < 1000:
