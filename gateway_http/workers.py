@@ -86,7 +86,8 @@ class WorkerSlot:
         return cls(index, listen_fd, limits_fd, tokens_fd, parent_fd)
 
     def tokens(self) -> TokenStore:
-        """The tokens the supervisor serves (its copy of GATEWAY_TOKENS_FILE as read at its start)."""
+        """The tokens the supervisor serves (its copy of GATEWAY_TOKENS_FILE as read at its start); read
+        once, at the worker's start: the fd is closed after."""
         size = os.fstat(self.tokens_fd).st_size
         text = os.pread(self.tokens_fd, size, 0).decode("utf-8")
         os.close(self.tokens_fd)
@@ -243,22 +244,20 @@ class Supervisor:
                     exits[asyncio.create_task((await self._start(index)).wait())] = index
         finally:
             stop.cancel()
-            codes = await self._stop_all()
-            for task in exits:
-                task.cancel()
+            codes = await self._stop_all(set(exits))
         if codes:
             self.log.info("workers stopped with status %s", codes)
         # A worker still starting when told to stop has no handler yet and ends by the signal itself.
         return 1 if failed or any(code not in (0, -signal.SIGTERM) for code in codes.values()) else 0
 
-    async def _stop_all(self) -> dict[int, int | None]:
+    async def _stop_all(self, exits: set[asyncio.Task[Any]]) -> dict[int, int | None]:
+        """SIGTERM to every worker; `exits` (their wait tasks) are awaited, stragglers killed."""
         self.log.info("stopping %d workers", len(self.workers))
         for process in self.workers.values():
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-        waits = {index: asyncio.create_task(p.wait()) for index, p in self.workers.items()}
-        if waits:
-            await asyncio.wait(waits.values(), timeout=STOP_TIMEOUT_S)
+        if exits:
+            await asyncio.wait(exits, timeout=STOP_TIMEOUT_S)
         for index, process in self.workers.items():
             if process.returncode is None:
                 self.log.error(

@@ -26,7 +26,6 @@ SYMBOLS = ("BTCUSDT", "BNBUSDT", "SOLUSDT", "ETHUSDT")
 QUIET, STUFFING, CRASH, ICEBERG = SYMBOLS
 FLASH_AFTER_S = 55  # the flash-crash rule needs a baseline of about a minute of snapshots
 ICEBERG_S = 50  # the walk up to the level takes ~10 s; the rest are ~40 seconds of refills (ends before FLASH_AFTER_S)
-NEAR_ICEBERG = Decimal("0.05")  # 5 ticks of ETHUSDT
 ICEBERG_EVIDENCE = {
     "refills",
     "traded_intervals",
@@ -134,20 +133,12 @@ async def test_injected_patterns_are_detected_and_the_quiet_symbol_raises_nothin
         assert not iceberg["running"] and iceberg["price"] is not None, iceberg
         price = Decimal(iceberg["price"])
         found = await anomalies(stub, ICEBERG, iceberg_from, iceberg["endMs"] + 1000)
-        hits = [a for a in found if a.type == an.ANOMALY_TYPE_ICEBERG and Decimal(a.price) == price]
-        if not hits:
+        if [(a.type, Decimal(a.price)) for a in found] != [(an.ANOMALY_TYPE_ICEBERG, price)]:
             seen = await level_history(stub, ICEBERG, price, iceberg_from, iceberg["endMs"] + 1000)
             raise AssertionError(f"iceberg {iceberg}, found {found}; the level per snapshot: {seen}")
-        [hit] = hits
+        [hit] = found
         evidence = {e.name: e for e in hit.evidence}
         value = {name: e.value for name, e in evidence.items()}
-        # Held under the hidden seller, the price sits still, and the market makers' asks next to it
-        # are traded and re-quoted often too: a level there may also test as refilling. Anything
-        # else found must be such a level: an ask-side iceberg within a few ticks, refilled less.
-        for other in (a for a in found if a is not hit):
-            refilled = next(e.value for e in other.evidence if e.name == "refilled_quantity")
-            assert other.type == an.ANOMALY_TYPE_ICEBERG and abs(Decimal(other.price) - price) <= NEAR_ICEBERG, other
-            assert "sell interest" in other.recommended_action and refilled < value["refilled_quantity"], other
         assert set(evidence) == ICEBERG_EVIDENCE, hit
         assert evidence["refills"].detail.startswith("ask side")  # the hidden seller
         assert "sell interest" in hit.recommended_action

@@ -126,7 +126,7 @@ async def test_the_rate_limit_holds_over_both_workers(
                     assert int(r.headers["Retry-After"]) >= 1
     passed = sum(s.count(200) for s in statuses.values())
     assert passed in (BURST, BURST + 1), statuses  # + the 0.5/s refill, if the run took over 2 s
-    assert all(200 in s and 429 in s for s in statuses.values()) or passed == BURST, statuses
+    assert all(200 in s and 429 in s for s in statuses.values()), statuses  # both served, both refused
 
 
 async def test_websocket_caps_hold_over_both_workers(workers: Workers) -> None:
