@@ -408,6 +408,15 @@ class Soak:
                 f"{copy.symbol} via {via}: {dict(outcomes)}, voided {len(copy.voids)} times, "
                 f"last update id {copy.book.last_id}, in sync at the end: {copy.book.valid}"
             )
+            for divergence in copy.divergences:
+                self.notes.append(f"**{copy.symbol} via {via} diverged** {divergence.describe(started)}")
+
+        audits_ok = self.totals.total_of("provider_book_audits_ok_total")
+        audits_failed = self.totals.total_of("provider_book_audits_failed_total")
+        self.notes.append(
+            f"The provider's own audits of its books against venue snapshots: {audits_ok:.0f} agreed, "
+            f"{audits_failed:.0f} found a mismatch."
+        )
 
         def compared(books: list[GrpcAuditor] | list[DepthClient], outcome: Compared) -> int:
             return sum(1 for b in books for c in b.comparisons if c.outcome is outcome)

@@ -42,6 +42,50 @@ class Comparison:
     outcome: Compared
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a copy held at one update id, and where that copy came from."""
+
+    top: tuple[Levels, Levels]
+    snapshot_id: int  # the update id of the snapshot the copy was rebuilt from
+    snapshot_origin: str  # why that snapshot was sent (the stream's reason), for the report
+    snapshot_at: float  # monotonic time it was received
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A copy served as in sync that differed from the venue at the same update id."""
+
+    at: float  # monotonic time the venue's book was requested
+    update_id: int
+    held: Held
+    differences: tuple[tuple[str, Decimal, Decimal | None, Decimal | None], ...]  # side, price, copy, venue
+
+    def describe(self, started: float) -> str:
+        levels = "; ".join(
+            f"{side} {price}: copy {'absent' if mine is None else mine}, venue {'absent' if theirs is None else theirs}"
+            for side, price, mine, theirs in self.differences
+        )
+        return (
+            f"at update id {self.update_id}, {self.at - started:.1f} s into the run; the copy was rebuilt from a "
+            f"{self.held.snapshot_origin} snapshot at id {self.held.snapshot_id} received "
+            f"{self.at - self.held.snapshot_at:.1f} s before; {levels}"
+        )
+
+
+def differences(
+    held: tuple[Levels, Levels], venue: tuple[Levels, Levels]
+) -> tuple[tuple[str, Decimal, Decimal | None, Decimal | None], ...]:
+    """The levels where two tops differ, by side and price (None: absent from that top)."""
+    out: list[tuple[str, Decimal, Decimal | None, Decimal | None]] = []
+    for side, mine, theirs in (("bid", held[0], venue[0]), ("ask", held[1], venue[1])):
+        a, b = dict(mine), dict(theirs)
+        for price in sorted(a.keys() | b.keys(), reverse=side == "bid"):
+            if a.get(price) != b.get(price):
+                out.append((side, price, a.get(price), b.get(price)))
+    return tuple(out)
+
+
 class BookCopy:
     """A client's copy of one book. `diff` returns False on a continuity break (the copy is then void)."""
 
@@ -51,14 +95,20 @@ class BookCopy:
         self.last_id = 0
         self.valid = False
         self.keep_history = keep_history
-        self.history: dict[int, tuple[Levels, Levels]] = {}
+        self.history: dict[int, Held] = {}
         self._order: deque[int] = deque()
+        self._snapshot_id = 0
+        self._snapshot_origin = ""
+        self._snapshot_at = 0.0
 
-    def snapshot(self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]], last_id: int) -> None:
+    def snapshot(
+        self, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]], last_id: int, origin: str = "initial"
+    ) -> None:
         self.bids = {Decimal(p): Decimal(q) for p, q in bids}
         self.asks = {Decimal(p): Decimal(q) for p, q in asks}
         self.last_id = last_id
         self.valid = True
+        self._snapshot_id, self._snapshot_origin, self._snapshot_at = last_id, origin, time.monotonic()
         self._remember()
 
     def void(self) -> None:
@@ -87,7 +137,7 @@ class BookCopy:
     def _remember(self) -> None:
         if not self.keep_history:
             return
-        self.history[self.last_id] = self.top()
+        self.history[self.last_id] = Held(self.top(), self._snapshot_id, self._snapshot_origin, self._snapshot_at)
         self._order.append(self.last_id)
         while len(self._order) > HISTORY:
             self.history.pop(self._order.popleft(), None)
@@ -146,6 +196,7 @@ class AuditedBook:
         self.progress = asyncio.Event()
         self.voids: list[float] = []  # monotonic times the copy was declared void (or its stream broke)
         self.comparisons: deque[Comparison] = deque(maxlen=20000)
+        self.divergences: list[Divergence] = []
         self.continuity_breaks = 0  # diffs that did not follow, with no void before them
 
     def mark_void(self) -> None:
@@ -169,7 +220,9 @@ class AuditedBook:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await self.progress.wait()
         seen = self.book.history.get(target)
-        outcome = Compared.UNAVAILABLE if seen is None else Compared.MATCH if seen == want else Compared.DIVERGED
+        outcome = Compared.UNAVAILABLE if seen is None else Compared.MATCH if seen.top == want else Compared.DIVERGED
+        if seen is not None and outcome is Compared.DIVERGED:
+            self.divergences.append(Divergence(fetched_at, target, seen, differences(seen.top, want)))
         result = Comparison(fetched_at, time.monotonic(), target, outcome)
         self.comparisons.append(result)
         return result
@@ -209,6 +262,7 @@ class GrpcAuditor(AuditedBook):
                     ((lv.price, lv.quantity) for lv in snap.bids),
                     ((lv.price, lv.quantity) for lv in snap.asks),
                     snap.freshness.last_update_id,
+                    md.SnapshotReason.Name(snap.reason).removeprefix("SNAPSHOT_REASON_").lower(),
                 )
             else:
                 self.mark_void()

@@ -68,7 +68,7 @@ class DepthClient(AuditedBook):
         kind = frame.get("type")
         if kind == "snapshot":
             if frame.get("inSync") is True:
-                self.book.snapshot(frame["bids"], frame["asks"], frame["lastUpdateId"])
+                self.book.snapshot(frame["bids"], frame["asks"], frame["lastUpdateId"], str(frame.get("reason", "")))
             else:
                 self.snapshots_not_in_sync += 1
                 self.mark_void()
