@@ -28,26 +28,6 @@ Json = dict[str, object]
 
 # --- enums on the wire --------------------------------------------------------------------------
 
-# Binance's interval strings (case-sensitive: 1m is a minute, 1M a month).
-KLINE_INTERVALS: Mapping[str, md.KlineInterval.ValueType] = {
-    "1s": md.KLINE_INTERVAL_SECOND_1,
-    "1m": md.KLINE_INTERVAL_MINUTE_1,
-    "3m": md.KLINE_INTERVAL_MINUTE_3,
-    "5m": md.KLINE_INTERVAL_MINUTE_5,
-    "15m": md.KLINE_INTERVAL_MINUTE_15,
-    "30m": md.KLINE_INTERVAL_MINUTE_30,
-    "1h": md.KLINE_INTERVAL_HOUR_1,
-    "2h": md.KLINE_INTERVAL_HOUR_2,
-    "4h": md.KLINE_INTERVAL_HOUR_4,
-    "6h": md.KLINE_INTERVAL_HOUR_6,
-    "8h": md.KLINE_INTERVAL_HOUR_8,
-    "12h": md.KLINE_INTERVAL_HOUR_12,
-    "1d": md.KLINE_INTERVAL_DAY_1,
-    "3d": md.KLINE_INTERVAL_DAY_3,
-    "1w": md.KLINE_INTERVAL_WEEK_1,
-    "1M": md.KLINE_INTERVAL_MONTH_1,
-}
-
 
 class SnapshotReason(StrEnum):
     """Why a WebSocket depth client receives a snapshot."""

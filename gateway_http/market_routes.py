@@ -21,6 +21,7 @@ from gateway_http import convert
 from gateway_http.errors import ApiError, GatewayReason
 from gateway_http.openapi import PARAMS, Api, JsonSchema, Param, Params
 from gateway_http.provider_stub import ProviderStub
+from provider_client.intervals import KLINE_INTERVALS
 
 CALL_TIMEOUT_S = 10.0
 MAX_SYMBOLS = 100  # the provider's limit per call
@@ -136,7 +137,7 @@ class MarketRoutes:
         start, end = check_time_range(params)
         req = md.GetKlinesRequest(
             symbol=params.get("symbol", str),
-            interval=convert.KLINE_INTERVALS[params.get("interval", str)],
+            interval=KLINE_INTERVALS[params.get("interval", str)],
             start_time_ms=start,
             end_time_ms=end,
             limit=params.get("limit", int),
@@ -237,7 +238,7 @@ def add_market_routes(api: Api, channel_key: ChannelKey) -> None:
         "Candles, as Binance's 12-element arrays",
         [
             _symbol_param(required=True),
-            Param("interval", str, required=True, choices=tuple(convert.KLINE_INTERVALS)),
+            Param("interval", str, required=True, choices=tuple(KLINE_INTERVALS)),
             *TIME_PARAMS,
             Param(
                 "timeZone",

@@ -41,6 +41,7 @@ from gateway_mcp.render import (
     utc_second,
 )
 from provider_client.errors import decode_rpc_error
+from provider_client.intervals import KLINE_INTERVALS
 
 CALL_TIMEOUT_S = 10.0
 SYMBOL_PATTERN = r"^[A-Za-z0-9._-]{1,20}$"
@@ -102,6 +103,8 @@ class MarketSummary(BaseModel):
 
 
 class KlineInterval(StrEnum):
+    """The tool's schema lists these; each is a key of provider_client.intervals.KLINE_INTERVALS."""
+
     S1 = "1s"
     M1 = "1m"
     M3 = "3m"
@@ -118,26 +121,6 @@ class KlineInterval(StrEnum):
     D3 = "3d"
     W1 = "1w"
     MONTH1 = "1M"
-
-
-_PB_INTERVAL: dict[KlineInterval, md.KlineInterval.ValueType] = {
-    KlineInterval.S1: md.KLINE_INTERVAL_SECOND_1,
-    KlineInterval.M1: md.KLINE_INTERVAL_MINUTE_1,
-    KlineInterval.M3: md.KLINE_INTERVAL_MINUTE_3,
-    KlineInterval.M5: md.KLINE_INTERVAL_MINUTE_5,
-    KlineInterval.M15: md.KLINE_INTERVAL_MINUTE_15,
-    KlineInterval.M30: md.KLINE_INTERVAL_MINUTE_30,
-    KlineInterval.H1: md.KLINE_INTERVAL_HOUR_1,
-    KlineInterval.H2: md.KLINE_INTERVAL_HOUR_2,
-    KlineInterval.H4: md.KLINE_INTERVAL_HOUR_4,
-    KlineInterval.H6: md.KLINE_INTERVAL_HOUR_6,
-    KlineInterval.H8: md.KLINE_INTERVAL_HOUR_8,
-    KlineInterval.H12: md.KLINE_INTERVAL_HOUR_12,
-    KlineInterval.D1: md.KLINE_INTERVAL_DAY_1,
-    KlineInterval.D3: md.KLINE_INTERVAL_DAY_3,
-    KlineInterval.W1: md.KLINE_INTERVAL_WEEK_1,
-    KlineInterval.MONTH1: md.KLINE_INTERVAL_MONTH_1,
-}
 
 
 class Candle(BaseModel):
@@ -690,7 +673,7 @@ def register_market_tools(server: MCPServer, channel: grpc.aio.Channel) -> list[
             raise ToolError("Invalid parameter 'start_time_ms': it is after 'end_time_ms'.")
         request = md.GetKlinesRequest(
             symbol=name,
-            interval=_PB_INTERVAL[interval],
+            interval=KLINE_INTERVALS[interval.value],
             limit=limit,
             start_time_ms=start_time_ms or 0,
             end_time_ms=end_time_ms or 0,

@@ -66,8 +66,11 @@ class Divergence:
             f"{side} {price}: copy {'absent' if mine is None else mine}, venue {'absent' if theirs is None else theirs}"
             for side, price, mine, theirs in self.differences
         )
+        wall = time.time() - (time.monotonic() - self.at)  # for the processes' logs
+        clock = time.strftime("%H:%M:%S", time.gmtime(wall))
         return (
-            f"at update id {self.update_id}, {self.at - started:.1f} s into the run; the copy was rebuilt from a "
+            f"at update id {self.update_id}, {self.at - started:.1f} s into the run ({clock} UTC); "
+            f"the copy was rebuilt from a "
             f"{self.held.snapshot_origin} snapshot at id {self.held.snapshot_id} received "
             f"{self.at - self.held.snapshot_at:.1f} s before; {levels}"
         )

@@ -319,13 +319,6 @@ def test_a_filter_without_a_type_is_refused() -> None:
         convert.symbol_filter(md.SymbolFilter(other_json='{"limit": 3}'))
 
 
-def test_every_binance_interval_maps_to_a_distinct_provider_interval() -> None:
-    assert list(convert.KLINE_INTERVALS) == [
-        *("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-    ]
-    assert len(set(convert.KLINE_INTERVALS.values())) == len(md.KlineInterval.values()) - 1  # all but UNSPECIFIED
-
-
 def test_websocket_payloads_are_binances_events_with_a_type() -> None:
     ticker = convert.ws_ticker(md.Ticker24h(symbol="BNBBTC", last_price="0.0025", event_time_ms=1672515782136))
     assert ticker["type"] == "ticker" and ticker["e"] == "24hrTicker" and ticker["E"] == 1672515782136
