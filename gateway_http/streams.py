@@ -924,7 +924,9 @@ async def serve_stream(request: web.Request, key: StreamKey, limit: int = 0) -> 
     if connections is None:  # an app without limits (tests of the shell alone)
         return await _serve_stream(request, key, limit)
     principal = request.get(PRINCIPAL)
-    holder = principal.name if principal is not None else ""
+    if principal is None:  # every WebSocket route requires a scope: clients are counted per token
+        raise RuntimeError(f"{request.path}: a WebSocket stream reached without a token")
+    holder = principal.name
     connections.acquire(holder)  # refused before the upgrade: a plain HTTP error answer
     try:
         return await _serve_stream(request, key, limit)

@@ -45,6 +45,7 @@ from soak.orders import (
 from soak.report import (
     RECOVERY_LIMIT_S,
     CounterTotals,
+    CpuSample,
     InjectedFault,
     Latencies,
     RssSample,
@@ -60,7 +61,8 @@ STALL_S = 3.0  # the provider's stream watchdog in the soak (PROVIDER_STREAM_STA
 ORDER_SYMBOL = "BTCUSDT"
 USER_GRACE_S = 5.0  # after an order's cancel, for its last event to reach every /ws/user client
 FINAL_CHECK_S = 20.0  # at the end, for events and balances to settle before they are judged
-RSS_EVERY_S = 5.0
+RSS_EVERY_S = 5.0  # memory and CPU samples
+LAG_TIMER_S = 0.05
 CLIENTS_PER_TOKEN = 10
 # A smaller backlog than the default (256 frames, 64 KiB) so the slow clients, which read half as
 # fast as depth diffs arrive, are lagged within a 2-minute run rather than after several minutes.
@@ -111,6 +113,28 @@ def rss_kb(pid: int | None) -> int | None:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return None
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (utime and stime of /proc/<pid>/stat)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return None
+
+
+def process_cpu(system: System) -> dict[str, tuple[int, float]]:
+    """process name -> (pid, CPU seconds) of every running process, its live children included."""
+    out = {}
+    for p in system.processes:
+        pid = p.popen.pid if p.popen is not None and p.running else None
+        used = None if pid is None else cpu_seconds(pid)
+        if pid is not None and used is not None:
+            out[p.name] = (pid, used + sum(cpu_seconds(child) or 0.0 for child in child_pids(pid)))
+    return out
 
 
 def process_rss(system: System) -> dict[str, tuple[int, int]]:
@@ -196,6 +220,10 @@ class Soak:
         self.system, self.profile, self.seed, self.duration_s = system, profile, seed, duration_s
         self.tokens = tokens
         self.rss: dict[str, list[RssSample]] = {}
+        self.cpu: dict[str, list[CpuSample]] = {}
+        self.loop_lag: list[tuple[float, float]] = []
+        self.marks: dict[str, float] = {}
+        self.started = 0.0  # monotonic time the load started
         self.symbols = symbol_names(profile.symbols)
         self.audited_symbols = self.symbols[: profile.audited]
         self.totals = CounterTotals()
@@ -224,15 +252,27 @@ class Soak:
             await self.scrape(http)
             await asyncio.sleep(0.5)
 
-    def sample_rss(self, started: float) -> None:
+    def sample_processes(self, started: float) -> None:
         at = time.monotonic() - started
         for name, (pid, kb) in process_rss(self.system).items():
             self.rss.setdefault(name, []).append(RssSample(at, pid, kb))
+        for name, (pid, used) in process_cpu(self.system).items():
+            self.cpu.setdefault(name, []).append(CpuSample(at, pid, used))
+        self.cpu.setdefault("soak", []).append(CpuSample(at, os.getpid(), time.process_time()))
 
-    async def rss_loop(self, started: float) -> None:
+    async def sample_loop(self, started: float) -> None:
         while True:
             await asyncio.sleep(RSS_EVERY_S)
-            self.sample_rss(started)
+            self.sample_processes(started)
+
+    async def lag_loop(self, started: float) -> None:
+        """How late this process's own event loop runs a timer: the soak's clients and auditors
+        share it, so a late loop delays what they measure."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_TIMER_S)
+            after = time.monotonic()
+            self.loop_lag.append((after - started, max(0.0, after - before - LAG_TIMER_S)))
 
     async def wait_in_sync(self, http: aiohttp.ClientSession, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -266,6 +306,8 @@ class Soak:
                     self.notes.append(f"{fault.kind.value} at {fault.at_s} s was never met by the provider")
         else:
             await self.control(sim, fault)
+        if fault.kind in (SoakFault.PROVIDER_KILL, SoakFault.GATEWAY_RESTART):
+            self.marks[fault.kind.value] = time.monotonic() - self.started
         if fault.kind is SoakFault.PROVIDER_KILL:
             provider = self.system.process("provider")
             await asyncio.to_thread(provider.kill)
@@ -327,8 +369,8 @@ class Soak:
                 GrpcRoute(self.provider_addr, errors),
             ]
             orders = OrderLoop(routes, sim, ORDER_SYMBOL, f"soak{self.seed}x{int(time.time())}n")
-            started = time.monotonic()
-            self.sample_rss(started)
+            started = self.started = time.monotonic()
+            self.sample_processes(started)
             for book in grpc_books:
                 self.spawn(book.run())
             for client in ws_depth:
@@ -344,7 +386,8 @@ class Soak:
             self.spawn(rest_poll(rest, gateway, tokens.poller, self.symbols, 0.1))
             self.spawn(mcp_poll(mcp, plain, mcp_url, tokens.poller, self.symbols))
             self.spawn(self.scrape_loop(plain))
-            self.spawn(self.rss_loop(started))
+            self.spawn(self.sample_loop(started))
+            self.spawn(self.lag_loop(started))
             order_task = asyncio.create_task(orders.run(0.3))
             faults_task = asyncio.create_task(self.fault_runner(sim, schedule, started))
             try:
@@ -363,7 +406,7 @@ class Soak:
                 gateway, sim, users, done, ORDER_SYMBOL, prefix
             )
             await self.scrape(plain)
-            self.sample_rss(started)
+            self.sample_processes(started)
             async with sim.get("/control/counters") as response:
                 counters = await response.json()
             stuck = await stop_tasks(self.tasks)
@@ -470,6 +513,9 @@ class Soak:
             order_errors=dict(errors),
             recoveries=recoveries,
             rss=self.rss,
+            cpu=self.cpu,
+            loop_lag=self.loop_lag,
+            marks=self.marks,
             rest=latencies(rest, quiet_until, faults_until),
             mcp=latencies(mcp, quiet_until, faults_until),
             notes=(

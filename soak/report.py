@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,35 @@ def rss_trend(samples: Sequence[RssSample]) -> RssTrend | None:
 
 
 @dataclass(frozen=True)
+class CpuSample:
+    at_s: float  # seconds since the load started
+    pid: int
+    cpu_s: float  # user + system CPU seconds the process (and its children) used since it started
+
+
+def cpu_by_window(samples: Sequence[CpuSample], window_s: float) -> dict[int, float]:
+    """Window index -> cores used on average over the time sampled in it (1.0: one core all the
+    time), from the CPU seconds between consecutive samples of the same process (a restart starts
+    a new count). An interval counts in the window it ends in."""
+    used: dict[int, list[float]] = {}  # window -> [CPU seconds, seconds covered]
+    for before, after in itertools.pairwise(samples):
+        if after.pid == before.pid and after.at_s > before.at_s:
+            window = used.setdefault(int(after.at_s // window_s), [0.0, 0.0])
+            window[0] += max(0.0, after.cpu_s - before.cpu_s)
+            window[1] += after.at_s - before.at_s
+    return {w: cpu / covered for w, (cpu, covered) in used.items()}
+
+
+def max_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
+    """Window index -> the largest value sampled in it, from (at_s, value) pairs."""
+    out: dict[int, float] = {}
+    for at_s, value in samples:
+        window = int(at_s // window_s)
+        out[window] = max(out.get(window, 0.0), value)
+    return out
+
+
+@dataclass(frozen=True)
 class Latencies:
     quiet_p99_s: float | None
     faults_p99_s: float | None
@@ -170,6 +200,9 @@ class SoakFigures:
     rss: Mapping[str, Sequence[RssSample]]  # process -> samples through the run
     rest: Latencies
     mcp: Latencies
+    cpu: Mapping[str, Sequence[CpuSample]] = field(default_factory=dict)  # process ("soak": this one) -> samples
+    loop_lag: Sequence[tuple[float, float]] = ()  # (at_s, s): how late the soak's own loop woke a timer
+    marks: Mapping[str, float] = field(default_factory=dict)  # process action -> seconds since the load started
     notes: Sequence[str] = field(default_factory=tuple)
 
     @property
@@ -289,6 +322,7 @@ def render(f: SoakFigures) -> str:
         "|---|---|---|---|---|",
         *(_rss_row(name, rss_trend(samples)) for name, samples in sorted(f.rss.items())),
         "",
+        *_load_section(f),
         "## Latency (p99)",
         "",
         "| client | quiet phase | under faults | failed |",
@@ -301,6 +335,42 @@ def render(f: SoakFigures) -> str:
     if f.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in f.notes)]
     return "\n".join(lines) + "\n"
+
+
+LOAD_WINDOW_S = 60.0
+
+
+def _load_section(f: SoakFigures) -> list[str]:
+    """Cores used by each process, and the soak's own loop lag, minute by minute: whether a slow
+    stretch was the system under test or the machine (and the soak itself) out of CPU."""
+    if not f.cpu:
+        return []
+    names = sorted(f.cpu)
+    cpu = {name: cpu_by_window(f.cpu[name], LOAD_WINDOW_S) for name in names}
+    lag = max_by_window(f.loop_lag, LOAD_WINDOW_S)
+    windows = sorted({w for per in cpu.values() for w in per} | set(lag))
+    marks: dict[int, list[str]] = {}
+    for what, at_s in f.marks.items():
+        marks.setdefault(int(at_s // LOAD_WINDOW_S), []).append(what)
+    lines = [
+        "## Machine load",
+        "",
+        "Cores used by each process (its children included), averaged over each minute of the load; the "
+        "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute.",
+        "",
+        "| minute | " + " | ".join(names) + " | total | soak loop lag | |",
+        "|---|" + "---|" * (len(names) + 3),
+    ]
+    for w in windows:
+        shares = [cpu[name].get(w) for name in names]
+        total = sum(x for x in shares if x is not None)
+        cells = " | ".join("n/a" if x is None else f"{x:.2f}" for x in shares)
+        late = lag.get(w)
+        lines.append(
+            f"| {w + 1} | {cells} | {total:.2f} | {'n/a' if late is None else f'{late * 1000:.0f} ms'} | "
+            f"{', '.join(marks.get(w, []))} |"
+        )
+    return [*lines, ""]
 
 
 def _rss_row(name: str, trend: RssTrend | None) -> str:

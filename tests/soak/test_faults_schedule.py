@@ -57,7 +57,7 @@ def test_book_copy_continuity_and_history() -> None:
     book = BookCopy(keep_history=True)
     book.snapshot([("10", "1"), ("9", "2")], [("11", "1")], 100)
     assert book.diff(101, 103, [("9", "0")], [("12", "5")])
-    assert book.top() == book.history[103]
+    assert book.top() == book.history[103].top
     assert [str(p) for p, _ in book.top()[0]] == ["10"]
     assert not book.diff(105, 106, [], [])  # 104 is missing
     assert not book.valid
