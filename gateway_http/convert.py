@@ -42,6 +42,7 @@ SNAPSHOT_REASONS: Mapping[md.SnapshotReason.ValueType, SnapshotReason] = {
     md.SNAPSHOT_REASON_INITIAL: SnapshotReason.INITIAL,
     md.SNAPSHOT_REASON_RESYNC: SnapshotReason.RESYNC,
     md.SNAPSHOT_REASON_LAGGED: SnapshotReason.LAGGED,
+    md.SNAPSHOT_REASON_REFRESH: SnapshotReason.RESYNC,  # only when it cannot continue the stream
 }
 
 
@@ -480,7 +481,11 @@ def ws_depth_snapshot(
     event_time_ms: int,
     bids: Sequence[Sequence[str]],
     asks: Sequence[Sequence[str]],
+    bid_floor: str | None = None,
+    ask_ceiling: str | None = None,
 ) -> Json:
+    """`bidFloor`/`askCeiling`: bids below and asks above are unknown to this snapshot (null: that
+    side is complete); diffs still carry changes there, as Binance's do."""
     return {
         "type": "snapshot",
         "reason": reason.value,
@@ -489,6 +494,8 @@ def ws_depth_snapshot(
         "E": event_time_ms,
         "bids": [[p, q] for p, q in bids],
         "asks": [[p, q] for p, q in asks],
+        "bidFloor": bid_floor,
+        "askCeiling": ask_ceiling,
         "inSync": True,  # the gateway only sends snapshots of a book in sync; otherwise {"type":"resync"}
     }
 

@@ -473,11 +473,8 @@ def trade_frames(message: UpstreamMessage) -> list[str]:
 class DepthFanOut(FanOut):
     """Depth: keeps its own copy of the book so any client can be (re)started exactly."""
 
-    def __init__(
-        self, key: StreamKey, upstream_levels: int = UPSTREAM_DEPTH_LEVELS, on_lagged: Callable[[], None] = _ignore
-    ) -> None:
+    def __init__(self, key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> None:
         super().__init__(key, on_lagged)
-        self.upstream_levels = upstream_levels
         self.book = OrderBook()
         self.last_update_id = 0
         self.event_time_ms = 0
@@ -494,7 +491,14 @@ class DepthFanOut(FanOut):
         if frame is None:
             bids, asks = self.book.top(limit)
             payload = convert.ws_depth_snapshot(
-                self.key.symbol, reason, self.last_update_id, self.event_time_ms, bids, asks
+                self.key.symbol,
+                reason,
+                self.last_update_id,
+                self.event_time_ms,
+                bids,
+                asks,
+                bids[-1][0] if len(bids) >= limit else self.book.bid_floor,
+                asks[-1][0] if len(asks) >= limit else self.book.ask_ceiling,
             )
             frame = self._snapshot_frames[(limit, reason)] = convert.encode(payload)
         return frame
@@ -519,17 +523,24 @@ class DepthFanOut(FanOut):
         if not snap.freshness.in_sync:
             self._void("the provider's book is resynchronising")
             return
+        # A refresh continues the stream the clients already follow: only the copy's edges moved.
+        continues = (
+            snap.reason == md.SNAPSHOT_REASON_REFRESH
+            and self.valid
+            and snap.freshness.last_update_id == self.last_update_id
+        )
         bids = convert.levels(snap.bids)
         asks = convert.levels(snap.asks)
         self.book.load_snapshot(bids, asks)
-        # A side cut at the requested depth: never insert beyond its edge (it would leave holes).
-        bid_floor = bids[-1][0] if len(bids) >= self.upstream_levels else None
-        ask_ceiling = asks[-1][0] if len(asks) >= self.upstream_levels else None
-        self.book.set_bounds(bid_floor, ask_ceiling)
+        # Never insert beyond what the snapshot knows (the provider says where that ends): a level
+        # there that changed would be inserted while its unchanged neighbours stay missing.
+        self.book.set_bounds(snap.bid_floor or None, snap.ask_ceiling or None)
         self.last_update_id = snap.freshness.last_update_id
         self.event_time_ms = snap.freshness.event_time_ms
         self.valid = True
         self._snapshot_frames.clear()
+        if continues:
+            return
         upstream_lagged = convert.SNAPSHOT_REASONS[snap.reason] is SnapshotReason.LAGGED
         for sub in self.live():
             if sub.snapshots == 0:
@@ -1075,8 +1086,11 @@ def add_stream_routes(api: Api) -> None:
         scope=Scope.READ,
         summary="Live order book: a snapshot, then diffs (WebSocket)",
         description=(
-            'First {"type":"snapshot","reason":"initial","lastUpdateId","bids","asks","inSync":true}, then '
-            '{"type":"diff","U","u","E","b","a"} with U == previous u + 1 (absolute quantities, "0" removes). '
+            'First {"type":"snapshot","reason":"initial","lastUpdateId","bids","asks","bidFloor","askCeiling",'
+            '"inSync":true}, then {"type":"diff","U","u","E","b","a"} with U == previous u + 1 (absolute '
+            'quantities, "0" removes). The snapshot knows no bids below bidFloor and no asks above askCeiling '
+            "(null: that side is complete); diffs carry changes there too, as Binance's do, so an exact copy "
+            "ignores them. "
             '{"type":"resync","reason"} means the copy is void; a snapshot with reason "resync" follows when the '
             'book is back. A client that falls behind gets {"type":"lagged"} and a snapshot with reason '
             '"lagged" at once. ' + _CLOSES

@@ -51,6 +51,7 @@ async def serve(config: ProviderConfig) -> int:
             MarketConfig(
                 pinned=config.symbols,
                 snapshot_limit=config.snapshot_limit,
+                audit_interval_s=config.audit_interval_s,
                 idle_release_s=config.idle_release_s,
             ),
         )

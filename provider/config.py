@@ -120,6 +120,7 @@ SETTINGS: list[Setting[object]] = [
         "cap on a symbol's open orders plus a new one, in its quote asset (off: no cap)",
     ),
     Setting("PROVIDER_SNAPSHOT_LIMIT", "1000", _snapshot_limit, "local book snapshot size: 100, 500, 1000 or 5000"),
+    Setting("PROVIDER_AUDIT_INTERVAL_S", "300", _seconds, "audit each book against a fresh snapshot this often"),
     Setting("PROVIDER_IDLE_RELEASE_S", "600", _seconds, "release on-demand symbols after this idle time"),
     Setting("PROVIDER_STREAM_STALL_S", "30", _seconds, "a stream connection with no event for this long is dead"),
     Setting("PROVIDER_METRICS_ADDR", "127.0.0.1:9464", _optional_address, "Prometheus /metrics address, or off"),
@@ -152,6 +153,7 @@ class ProviderConfig:
     data_dir: Path
     trading: bool
     snapshot_limit: int = 1000
+    audit_interval_s: float = 300.0
     idle_release_s: float = 600.0
     stream_stall_s: float = 30.0
     metrics_addr: Address | None = None
@@ -203,6 +205,7 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
         data_dir=Path(str(values["PROVIDER_DATA_DIR"])),
         trading=bool(values["PROVIDER_TRADING"]),
         snapshot_limit=int(str(values["PROVIDER_SNAPSHOT_LIMIT"])),
+        audit_interval_s=float(str(values["PROVIDER_AUDIT_INTERVAL_S"])),
         idle_release_s=float(str(values["PROVIDER_IDLE_RELEASE_S"])),
         stream_stall_s=float(str(values["PROVIDER_STREAM_STALL_S"])),
         metrics_addr=metrics_addr,

@@ -7,6 +7,9 @@ Subscribers see a protocol that lets them hold an exact copy of the book:
 * :class:`DepthDiffEvent`: one applied diff; ``first_update_id == previous last_update_id + 1``.
 * :class:`BookOutOfSync`: the book was discarded (gap, reconnect, crossed book, failed audit);
   whatever copy a subscriber holds is no longer valid until the next :class:`BookSynced`.
+* :class:`BookRefreshed`: still in sync, but an audit adopted a fresh exchange snapshot and the
+  edges of what the book knows moved (a book cut at its snapshot's depth regains depth this way
+  as the price moves): a copy taken before has stale edges; take a snapshot of it now.
 
 Everything runs on the event loop; a snapshot fetch is one owned task at a time (BookSync never
 asks for a second while one is outstanding). Failed fetches back off (or wait as the exchange
@@ -78,7 +81,6 @@ class BookOutOfSync:
     reason: str  # the BookSync action that discarded the book, e.g. "gap_detected"
 
 
-DepthEvent = DepthDiffEvent | BookSynced | BookOutOfSync
 _DIFF_ACTIONS = frozenset({Action.APPLIED, Action.REFRESH_DEPTH})
 
 
@@ -93,6 +95,19 @@ class BookView:
     event_time_ms: int
     age_ms: int  # now minus when the last applied update was received (0 if none yet)
     in_sync: bool
+    bid_floor: str | None = None  # bids below it are unknown (the snapshot was cut); None: side complete
+    ask_ceiling: str | None = None  # asks above it are unknown
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BookRefreshed:
+    """The whole book as it was when its edges moved, so that every subscriber's refresh is taken
+    at this event's place in the stream: the diffs before it are in it, the ones after follow on."""
+
+    view: BookView
+
+
+DepthEvent = DepthDiffEvent | BookSynced | BookOutOfSync | BookRefreshed
 
 
 @dataclass
@@ -102,6 +117,7 @@ class BookStats:
     stream_resets: int = 0
     malformed_events: int = 0
     out_of_sync_events: int = 0
+    refreshes: int = 0  # BookRefreshed events: an audit moved the edges of the known book
 
 
 class SymbolBook:
@@ -125,6 +141,8 @@ class SymbolBook:
         self._want_fetch = False
         self._received_ms = 0  # wall time the last applied update was received
         self._synced = asyncio.Event()
+        self._audits_seen = 0  # BookSync's audits_ok when the edges were last compared
+        self._edges: tuple[str | None, str | None] = (None, None)  # (bid floor, ask ceiling) as last published
         self._closed = False
         self.observer: BookObserver | None = None  # set by the recorder; None costs nothing
 
@@ -157,6 +175,8 @@ class SymbolBook:
                 observer.on_applied(bids, asks, prev_bids, prev_asks)
         if decision.resync or decision.request_snapshot or decision.action is Action.SYNCED:
             self._obey(decision)
+        if sync.counters.audits_ok != self._audits_seen:  # an audit ran inside this diff
+            self._after_audit()
 
     def stream_down(self) -> None:
         """The diff stream stopped (reconnecting): the book cannot be kept, discard it now."""
@@ -188,6 +208,8 @@ class SymbolBook:
             top.event_time or 0,
             age,
             top.in_sync,
+            top.bid_floor,
+            top.ask_ceiling,
         )
 
     async def wait_synced(self, timeout: float) -> bool:
@@ -206,8 +228,12 @@ class SymbolBook:
                 self.observer.on_resync()
             self.feed.publish(BookOutOfSync(decision.action.value))
             log.info("%s: book out of sync (%s)", self.symbol, decision.action.value)
+        if decision.action is Action.AUDIT_OK:
+            self._after_audit()
         if decision.action is Action.SYNCED:
             self._received_ms = self._wall_ms()
+            self._audits_seen = self.sync.counters.audits_ok
+            self._edges = self._current_edges()
             self._synced.set()
             if self.observer is not None:
                 self.observer.on_resync()
@@ -216,6 +242,21 @@ class SymbolBook:
             self._want_fetch = True
             if self._fetch_task is None:
                 self._fetch_task = asyncio.create_task(self._fetch_snapshots(), name=f"snapshot-{self.symbol}")
+
+    def _current_edges(self) -> tuple[str | None, str | None]:
+        book = self.sync.book
+        return book.bid_floor, book.ask_ceiling
+
+    def _after_audit(self) -> None:
+        """An audit agreed with the book and the book adopted its snapshot: if that moved the edges
+        of what the book knows, subscribers' copies must be refreshed."""
+        self._audits_seen = self.sync.counters.audits_ok
+        edges = self._current_edges()
+        if edges != self._edges and self.sync.in_sync:
+            self._edges = edges
+            self.stats.refreshes += 1
+            book = self.sync.book
+            self.feed.publish(BookRefreshed(self.view(max(book.bid_count, book.ask_count))))
 
     async def _fetch_snapshots(self) -> None:
         backoff = SNAPSHOT_BACKOFF_INITIAL_S

@@ -16,7 +16,14 @@ from provider.binance.rest import RestClient
 from provider.errors import BookNotInSync, InvalidArgument, StreamEnded
 from provider.marketdata.feeds import LAGGED, Closed, Subscription
 from provider.marketdata.hub import MarketDataHub, TrackedSymbol
-from provider.marketdata.symbol_book import BookOutOfSync, BookSynced, DepthDiffEvent, SymbolBook
+from provider.marketdata.symbol_book import (
+    BookOutOfSync,
+    BookRefreshed,
+    BookSynced,
+    BookView,
+    DepthDiffEvent,
+    SymbolBook,
+)
 from provider.service import convert
 from provider.service.errors import Context, translate_stream, translate_unary
 
@@ -341,6 +348,14 @@ def _poll(sub: Subscription[Any]) -> list[Any] | object:
         raise StreamEnded("the provider ended this stream (stopping, or symbol released); resubscribe") from None
 
 
+def snapshot_edge(levels: Sequence[tuple[str, str]], limit: int, book_edge: str | None) -> str:
+    """Where a snapshot side's knowledge ends: its last level when it was cut at `limit`, else the
+    book's own edge ("" when the book knows that whole side)."""
+    if len(levels) >= limit:
+        return levels[-1][0]
+    return book_edge or ""
+
+
 async def depth_messages(
     symbol: str,
     book: SymbolBook,
@@ -352,34 +367,45 @@ async def depth_messages(
     """The StreamDepth protocol for one subscriber (see market_data.proto and SymbolBook).
 
     A snapshot is taken from the live book when the subscriber joins (if in sync), after each
-    BookSynced event and after a lag; queued diffs the snapshot already contains are skipped, so
-    the diffs that follow continue exactly from the snapshot's id.
+    BookSynced or BookRefreshed event and after a lag; queued diffs the snapshot already contains
+    are skipped, so the diffs that follow continue exactly from the snapshot's id. Each snapshot
+    names its edges: where it was cut at `limit` levels, or where the provider's book itself ends.
     """
     sent_initial = False
     book_id = 0  # last update id the subscriber's copy reflects; 0: it holds no valid copy
     pending: list[DepthDiffEvent] = []
     flush_at = 0.0
 
-    def snapshot(reason: md.SnapshotReason.ValueType) -> md.StreamDepthResponse:
+    def snapshot(reason: md.SnapshotReason.ValueType, whole: BookView | None = None) -> md.StreamDepthResponse:
+        """The live book, or `whole` (the book as a refresh event captured it), cut at `limit`."""
         nonlocal book_id, sent_initial
-        view = book.view(limit)
+        view = book.view(limit) if whole is None else whole
+        bids, asks = view.bids[:limit], view.asks[:limit]
         book_id = view.last_update_id
         sent_initial = True
         return md.StreamDepthResponse(
             symbol=symbol,
             snapshot=md.DepthSnapshot(
                 reason=reason,
-                bids=convert.levels(view.bids),
-                asks=convert.levels(view.asks),
+                bids=convert.levels(bids),
+                asks=convert.levels(asks),
                 freshness=convert.freshness(view),
+                bid_floor=snapshot_edge(bids, limit, view.bid_floor),
+                ask_ceiling=snapshot_edge(asks, limit, view.ask_ceiling),
             ),
         )
 
     def void() -> md.StreamDepthResponse:
-        """Tells the subscriber its copy is no longer valid: an empty snapshot, in_sync false."""
+        """Tells the subscriber its copy is no longer valid: an empty snapshot, in_sync false.
+
+        Always false: by the time a slow subscriber reads the BookOutOfSync behind this, the book
+        may be back in sync, and an empty book must never be served as in sync (the snapshot
+        that follows, on BookSynced, brings it back)."""
+        freshness = convert.freshness(book.view(0))
+        freshness.in_sync = False
         return md.StreamDepthResponse(
             symbol=symbol,
-            snapshot=md.DepthSnapshot(reason=md.SNAPSHOT_REASON_RESYNC, freshness=convert.freshness(book.view(0))),
+            snapshot=md.DepthSnapshot(reason=md.SNAPSHOT_REASON_RESYNC, freshness=freshness),
         )
 
     try:
@@ -420,6 +446,14 @@ async def depth_messages(
                 if book.in_sync and book_id == 0:
                     pending = []
                     yield snapshot(md.SNAPSHOT_REASON_RESYNC if sent_initial else md.SNAPSHOT_REASON_INITIAL)
+            elif isinstance(event, BookRefreshed):
+                # The book's edges moved while it stayed in sync: a copy holding the old ones gets
+                # the book again, as it was at this point of the stream (the diffs after follow on).
+                if book_id and event.view.last_update_id == book_id:
+                    if pending:  # a 1000 ms subscriber: the diffs it has not sent yet are in the book
+                        yield diffs.get(symbol, merge_diffs(pending))
+                        pending = []
+                    yield snapshot(md.SNAPSHOT_REASON_REFRESH, event.view)
             elif isinstance(event, BookOutOfSync):
                 pending = []
                 if book_id:

@@ -376,7 +376,7 @@ def test_websocket_depth_payloads() -> None:
         "b": [["0.0024", "10"]],
         "a": [["0.0026", "0"]],
     }
-    snapshot = convert.ws_depth_snapshot("BNBBTC", SnapshotReason.LAGGED, 160, 5, [("0.0024", "10")], [])
+    snapshot = convert.ws_depth_snapshot("BNBBTC", SnapshotReason.LAGGED, 160, 5, [("0.0024", "10")], [], "0.0024")
     assert snapshot == {
         "type": "snapshot",
         "reason": "lagged",
@@ -385,6 +385,8 @@ def test_websocket_depth_payloads() -> None:
         "E": 5,
         "bids": [["0.0024", "10"]],
         "asks": [],
+        "bidFloor": "0.0024",  # bids below are unknown to this snapshot
+        "askCeiling": None,  # the ask side is complete
         "inSync": True,
     }
     assert convert.ws_resync("BNBBTC", "gap") == {"type": "resync", "s": "BNBBTC", "reason": "gap"}
@@ -392,3 +394,4 @@ def test_websocket_depth_payloads() -> None:
     text = convert.encode(snapshot)
     assert isinstance(text, str) and orjson.loads(text) == snapshot
     assert convert.SNAPSHOT_REASONS[md.SNAPSHOT_REASON_LAGGED] is SnapshotReason.LAGGED
+    assert convert.SNAPSHOT_REASONS[md.SNAPSHOT_REASON_REFRESH] is SnapshotReason.RESYNC

@@ -54,7 +54,13 @@ def lv(price: str, qty: str) -> c.PriceLevel:
 
 
 def snapshot(
-    last_id: int, bids: list[c.PriceLevel], asks: list[c.PriceLevel], reason: int = md.SNAPSHOT_REASON_INITIAL
+    last_id: int,
+    bids: list[c.PriceLevel],
+    asks: list[c.PriceLevel],
+    reason: int = md.SNAPSHOT_REASON_INITIAL,
+    *,
+    bid_floor: str = "",
+    ask_ceiling: str = "",
 ) -> md.StreamDepthResponse:
     return md.StreamDepthResponse(
         symbol="BTCUSDT",
@@ -63,6 +69,8 @@ def snapshot(
             bids=bids,
             asks=asks,
             freshness=c.Freshness(last_update_id=last_id, event_time_ms=1000 + last_id, in_sync=True),
+            bid_floor=bid_floor,
+            ask_ceiling=ask_ceiling,
         ),
     )
 
@@ -244,15 +252,41 @@ def test_a_void_from_the_provider_is_a_resync_then_a_resync_snapshot() -> None:
     assert [orjson.loads(f)["type"] for f in queued_resync.queued()] == ["snapshot", "resync"]
 
 
-def test_a_truncated_snapshot_bounds_the_copy_so_it_never_grows_holes() -> None:
-    fanout = DepthFanOut(DEPTH, upstream_levels=2)
+def test_the_snapshots_edges_bound_the_copy_so_it_never_grows_holes() -> None:
+    fanout = DepthFanOut(DEPTH)
     sub = Subscriber(DEPTH, capacity=8, limit=2)
     fanout.join(sub)
-    fanout.on_message(snapshot(1, [lv("10", "1"), lv("9", "1")], [lv("11", "1")]))
+    # The provider knows bids down to 9 only, however few levels it sent; asks are complete.
+    fanout.on_message(snapshot(1, [lv("10", "1"), lv("9", "1")], [lv("11", "1")], bid_floor="9"))
     fanout.on_message(diff(2, 2, bids=[lv("8", "5"), lv("10", "0")], asks=[lv("15", "1")]))
-    # Bid 8 lies beyond the snapshot's depth (levels between may exist): not kept. Asks were complete.
+    # Bid 8 lies beyond what is known (levels between may exist): not kept.
     assert fanout.book.bids() == [("9", "1")]
     assert fanout.book.asks() == [("11", "1"), ("15", "1")]
+
+
+def test_a_refresh_moves_the_copys_edges_without_disturbing_its_clients() -> None:
+    fanout = DepthFanOut(DEPTH)
+    sub = Subscriber(DEPTH, capacity=8, limit=5)
+    fanout.join(sub)
+    fanout.on_message(snapshot(1, [lv("10", "1"), lv("9", "1")], [lv("11", "1")], bid_floor="9"))
+    fanout.on_message(diff(2, 2, bids=[lv("10", "2")]))
+    before = sub.queued()
+    # An audit gave the provider depth down to 7, at the id the clients are at: only the copy changes.
+    refresh = snapshot(2, [lv("10", "2"), lv("9", "1"), lv("7", "4")], [lv("11", "1")], md.SNAPSHOT_REASON_REFRESH)
+    refresh.snapshot.bid_floor = "7"
+    fanout.on_message(refresh)
+    assert sub.queued() == before
+    fanout.on_message(diff(3, 3, bids=[lv("8", "3")]))
+    assert fanout.book.bids() == [("10", "2"), ("9", "1"), ("8", "3"), ("7", "4")]
+    late = Subscriber(DEPTH, capacity=8, limit=5)
+    fanout.join(late)
+    first = orjson.loads(late.queued()[0])
+    assert first["lastUpdateId"] == 3 and [p for p, _ in first["bids"]] == ["10", "9", "8", "7"]
+
+    # A refresh at another id than the copy's cannot continue the clients' streams: they restart.
+    fanout.on_message(snapshot(9, [lv("10", "1")], [lv("11", "1")], md.SNAPSHOT_REASON_REFRESH))
+    assert orjson.loads(sub.queued()[-1])["type"] == "snapshot"
+    assert orjson.loads(sub.queued()[-1])["lastUpdateId"] == 9
 
 
 # --- the hub: sharing, lifecycle, failures ------------------------------------------------------

@@ -58,6 +58,8 @@ def test_defaults_use_the_simulator_and_its_demo_account() -> None:
     assert config.credentials is not None and config.credentials.api_key == SIM_DEMO_API_KEY
     assert str(config.grpc_addr) == "127.0.0.1:50051"
     assert config.trading is False
+    assert config.audit_interval_s == 300.0
+    assert load_config([], {"PROVIDER_AUDIT_INTERVAL_S": "2.5"}).audit_interval_s == 2.5
 
 
 def test_flag_beats_environment_beats_default() -> None:
@@ -82,6 +84,7 @@ def test_venue_preset_and_url_override() -> None:
         ({"BINANCE_API_KEY": "k", "BINANCE_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "BINANCE_PRIVATE_KEY_FILE"),
         ({"PROVIDER_TRADING": "yes please"}, "PROVIDER_TRADING"),
         ({"BINANCE_WS_URL": "stream.binance.com"}, "BINANCE_WS_URL"),
+        ({"PROVIDER_AUDIT_INTERVAL_S": "0"}, "PROVIDER_AUDIT_INTERVAL_S"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:

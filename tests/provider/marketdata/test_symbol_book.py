@@ -16,7 +16,7 @@ from provider.errors import ExchangeUnavailable, RateLimited
 from provider.marketdata.feeds import Subscription
 from provider.marketdata.model import DepthSnapshot
 from provider.marketdata.symbol_book import BookOutOfSync, BookSynced, DepthDiffEvent, SymbolBook
-from provider.service.market_data import DiffMessages, depth_messages, merge_diffs
+from provider.service.market_data import DiffMessages, depth_messages, merge_diffs, snapshot_edge
 
 
 class Venue:
@@ -234,3 +234,80 @@ def test_merged_diffs_keep_the_last_quantity_and_the_id_range() -> None:
     merged = merge_diffs([a, b])
     assert (merged.first_update_id, merged.last_update_id, merged.event_time_ms) == (5, 9, 2)
     assert merged.bids == [["1", "0"], ["2", "1"]] and merged.asks == [["3", "4"]]
+
+
+@pytest.mark.parametrize("batch_s", [0.0, 0.5], ids=["100ms", "batched"])
+async def test_an_audit_that_moves_the_books_edges_refreshes_subscribers_copies(batch_s: float) -> None:
+    """A book cut at its snapshot's depth regains depth when an audit adopts a fresh snapshot: a
+    subscriber holding the old edges gets the book again, as it was at that point of the stream,
+    and its diffs go on without a gap (a batching subscriber first sends what it held back)."""
+    venue = Venue()
+    book = SymbolBook("BTCUSDT", venue.fetch, snapshot_limit=2)  # 2 levels a side: each side cut
+    try:
+        sub = subscribe(book)
+        book.on_diff(diff(10, 11))
+        venue.answers.put_nowait(SNAP)
+        await until(lambda: book.in_sync)
+        gen = depth_messages("BTCUSDT", book, sub, 10, batch_s, DiffMessages())
+        first = (await collect(gen, 1))[0].snapshot
+        assert [lv.price for lv in first.bids] == ["100.00", "99.00"]
+        assert (first.bid_floor, first.ask_ceiling) == ("99.00000000", "102.00000000")
+
+        # While the subscriber is not reading: the bid side thins towards its edge, an audit moves
+        # the edge down to 98, and the book goes on.
+        book.on_diff(diff(12, 12, bids=[["99.00", "0"]]))
+        assert book.request_audit()
+        venue.answers.put_nowait(DepthSnapshot(12, (("100.00", "1.0"), ("98.00", "5.0")), SNAP.asks))
+        await until(lambda: book.stats.refreshes == 1)
+        book.on_diff(diff(13, 13, bids=[["100.00", "2.0"], ["97.00", "1.0"]]))  # 97: beyond the new edge
+
+        messages = await collect(gen, 3)
+        assert (messages[0].diff.first_update_id, messages[0].diff.last_update_id) == (12, 12)
+        refresh = messages[1].snapshot
+        assert refresh.reason == md.SNAPSHOT_REASON_REFRESH and refresh.freshness.in_sync
+        assert refresh.freshness.last_update_id == 12  # where the audit moved the edge, not where the book is
+        assert [(lv.price, lv.quantity) for lv in refresh.bids] == [("100.00", "1.0"), ("98.00", "5.0")]
+        assert refresh.bid_floor == "98.00000000" and refresh.ask_ceiling == "102.00000000"
+        assert messages[2].diff.first_update_id == 13  # continuity: straight on from the refresh
+        assert book.sync.book.bids() == [("100.00", "2.0"), ("98.00", "5.0")]
+
+        # An audit that leaves the edges where they are changes nothing for subscribers.
+        assert book.request_audit()
+        venue.answers.put_nowait(DepthSnapshot(13, (("100.00", "2.0"), ("98.00", "5.0")), SNAP.asks))
+        await until(lambda: book.sync.counters.audits_ok == 2)
+        book.on_diff(diff(14, 14))
+        assert (await collect(gen, 1))[0].diff.first_update_id == 14 and book.stats.refreshes == 1
+        await gen.aclose()
+    finally:
+        await book.close()
+
+
+def test_a_snapshot_side_ends_where_it_was_cut_or_where_the_book_ends() -> None:
+    levels = [("100", "1"), ("99", "1")]
+    assert snapshot_edge(levels, 2, None) == "99"  # cut at the limit
+    assert snapshot_edge(levels, 5, "98") == "98"  # all the book has, and the book ends at 98
+    assert snapshot_edge(levels, 5, None) == ""  # the book knows the whole side
+
+
+async def test_a_subscriber_that_reads_late_is_told_to_discard_its_copy_even_if_the_book_is_back(
+    venue_book: tuple[Venue, SymbolBook],
+) -> None:
+    """The provider's book can lose sync and regain it before a busy subscriber reads the notice:
+    the notice still says "not in sync" (it carries no levels), and the new snapshot follows."""
+    venue, book = venue_book
+    sub = subscribe(book)
+    book.on_diff(diff(10, 11))
+    venue.answers.put_nowait(SNAP)
+    await until(lambda: book.in_sync)
+    gen = depth_messages("BTCUSDT", book, sub, 10, 0.0, DiffMessages())
+    assert (await collect(gen, 1))[0].snapshot.freshness.last_update_id == 11
+    book.on_diff(diff(14, 14))  # a gap: out of sync, 14 buffered
+    venue.answers.put_nowait(DepthSnapshot(14, SNAP.bids, SNAP.asks))
+    book.on_diff(diff(15, 15))
+    await until(lambda: book.in_sync)  # back in sync before the subscriber reads anything
+    notice, again = await collect(gen, 2)
+    assert notice.snapshot.reason == md.SNAPSHOT_REASON_RESYNC and len(notice.snapshot.bids) == 0
+    assert not notice.snapshot.freshness.in_sync
+    assert again.snapshot.reason == md.SNAPSHOT_REASON_RESYNC and again.snapshot.freshness.in_sync
+    assert again.snapshot.freshness.last_update_id == 15 and len(again.snapshot.bids) == 2
+    await gen.aclose()
