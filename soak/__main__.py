@@ -223,6 +223,7 @@ class Soak:
         self.cpu: dict[str, list[CpuSample]] = {}
         self.loop_lag: list[tuple[float, float]] = []
         self.marks: dict[str, float] = {}
+        self.in_sync: list[tuple[float, float]] = []
         self.started = 0.0  # monotonic time the load started
         self.symbols = symbol_names(profile.symbols)
         self.audited_symbols = self.symbols[: profile.audited]
@@ -244,6 +245,8 @@ class Soak:
             async with http.get(self.metrics_url) as response:
                 values = parse_metrics(await response.text())
                 self.totals.observe(values)
+                if self.started and "provider_symbols_in_sync" in values:
+                    self.in_sync.append((time.monotonic() - self.started, values["provider_symbols_in_sync"]))
                 return values
         return {}
 
@@ -516,6 +519,8 @@ class Soak:
             cpu=self.cpu,
             loop_lag=self.loop_lag,
             marks=self.marks,
+            in_sync=self.in_sync,
+            reads_held=[(at - started, held) for at, held in self.gate.closures],
             rest=latencies(rest, quiet_until, faults_until),
             mcp=latencies(mcp, quiet_until, faults_until),
             notes=(

@@ -166,6 +166,7 @@ class VenueGate:
         self._idle = asyncio.Event()
         self._idle.set()
         self._reading = 0
+        self.closures: list[tuple[float, float]] = []  # (monotonic time closed, seconds it stayed closed)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
@@ -182,12 +183,14 @@ class VenueGate:
     @contextlib.asynccontextmanager
     async def closed(self, timeout_s: float) -> AsyncIterator[None]:
         self._open.clear()
+        closed_at = time.monotonic()
         try:
             async with asyncio.timeout(timeout_s):
                 await self._idle.wait()
             yield
         finally:
             self._open.set()
+            self.closures.append((closed_at, time.monotonic() - closed_at))
 
 
 class AuditedBook:

@@ -135,6 +135,24 @@ def cpu_by_window(samples: Sequence[CpuSample], window_s: float) -> dict[int, fl
     return {w: cpu / covered for w, (cpu, covered) in used.items()}
 
 
+def min_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
+    """Window index -> the smallest value sampled in it, from (at_s, value) pairs."""
+    out: dict[int, float] = {}
+    for at_s, value in samples:
+        window = int(at_s // window_s)
+        out[window] = min(out.get(window, value), value)
+    return out
+
+
+def sum_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
+    """Window index -> the values sampled in it added up, from (at_s, value) pairs."""
+    out: dict[int, float] = {}
+    for at_s, value in samples:
+        window = int(at_s // window_s)
+        out[window] = out.get(window, 0.0) + value
+    return out
+
+
 def max_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
     """Window index -> the largest value sampled in it, from (at_s, value) pairs."""
     out: dict[int, float] = {}
@@ -203,6 +221,8 @@ class SoakFigures:
     cpu: Mapping[str, Sequence[CpuSample]] = field(default_factory=dict)  # process ("soak": this one) -> samples
     loop_lag: Sequence[tuple[float, float]] = ()  # (at_s, s): how late the soak's own loop woke a timer
     marks: Mapping[str, float] = field(default_factory=dict)  # process action -> seconds since the load started
+    in_sync: Sequence[tuple[float, float]] = ()  # (at_s, the provider's books in sync), every scrape
+    reads_held: Sequence[tuple[float, float]] = ()  # (at_s, s): the auditors' venue reads held for a REST fault
     notes: Sequence[str] = field(default_factory=tuple)
 
     @property
@@ -348,6 +368,8 @@ def _load_section(f: SoakFigures) -> list[str]:
     names = sorted(f.cpu)
     cpu = {name: cpu_by_window(f.cpu[name], LOAD_WINDOW_S) for name in names}
     lag = max_by_window(f.loop_lag, LOAD_WINDOW_S)
+    in_sync = min_by_window(f.in_sync, LOAD_WINDOW_S)
+    held = sum_by_window(f.reads_held, LOAD_WINDOW_S)
     windows = sorted({w for per in cpu.values() for w in per} | set(lag))
     marks: dict[int, list[str]] = {}
     for what, at_s in f.marks.items():
@@ -356,18 +378,23 @@ def _load_section(f: SoakFigures) -> list[str]:
         "## Machine load",
         "",
         "Cores used by each process (its children included), averaged over each minute of the load; the "
-        "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute.",
+        "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute; the "
+        "fewest of the provider's books in sync at any scrape (every 0.5 s) in it; and how long the auditors' "
+        "venue reads were held for REST faults the provider had not met yet (no comparison, so no recovery, "
+        "can complete meanwhile).",
         "",
-        "| minute | " + " | ".join(names) + " | total | soak loop lag | |",
-        "|---|" + "---|" * (len(names) + 3),
+        "| minute | " + " | ".join(names) + " | total | soak loop lag | books in sync, fewest | venue reads held | |",
+        "|---|" + "---|" * (len(names) + 5),
     ]
     for w in windows:
         shares = [cpu[name].get(w) for name in names]
         total = sum(x for x in shares if x is not None)
         cells = " | ".join("n/a" if x is None else f"{x:.2f}" for x in shares)
         late = lag.get(w)
+        fewest = in_sync.get(w)
         lines.append(
             f"| {w + 1} | {cells} | {total:.2f} | {'n/a' if late is None else f'{late * 1000:.0f} ms'} | "
+            f"{'n/a' if fewest is None else f'{fewest:.0f}'} | {held.get(w, 0.0):.1f} s | "
             f"{', '.join(marks.get(w, []))} |"
         )
     return [*lines, ""]
