@@ -35,7 +35,7 @@ class DepthClient(AuditedBook):
 
     def __init__(self, symbol: str, token: str, *, audited: bool) -> None:
         super().__init__(symbol)
-        self.book.keep_history = audited
+        self.book.keep_history = self.book.track_levels = audited
         self.token = token
         self.frames = 0
         self.connects = 0

@@ -32,3 +32,12 @@ def test_differences_name_each_level_that_differs_by_side_and_price() -> None:
     text = Divergence(12.5, 7, copy.history[7], found).describe(started=10.0)
     assert "update id 7, 2.5 s into the run" in text and "lagged snapshot at id 7" in text
     assert "bid 8: copy absent, venue 2" in text and "ask 11: copy 3, venue 4" in text
+
+
+def test_a_copy_without_levels_follows_only_the_update_ids() -> None:
+    copy = BookCopy(keep_history=False, track_levels=False)
+    copy.snapshot([("10", "1")], [("11", "2")], 100)
+    assert copy.diff(101, 102, [("10", "0")], [])
+    assert copy.valid and copy.last_id == 102 and copy.bids == {} and copy.history == {}
+    assert not copy.diff(104, 104, [], [])  # 103 is missing
+    assert not copy.valid
