@@ -82,6 +82,11 @@ class StreamPoolConfig:
     max_connection_age_s: float = 23.5 * 3600  # rollover before Binance's 24 h cut
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
+    # A connection that carried confirmed streams this long proved the endpoint works: losing it
+    # resets the reconnect backoff (every book waits for the reconnect). One that dies sooner counts
+    # as a failure, so a server that keeps dropping us is retried less and less often (Binance allows
+    # 300 connection attempts per 5 minutes per IP: at most 30 per slot here).
+    healthy_after_s: float = 10.0
     connect_timeout_s: float = 10.0
 
 
@@ -476,8 +481,10 @@ class StreamPool:
     async def _after_loss(self, slot: _Slot, conn: _Conn) -> None:
         """The active connection is gone (already reported down): close everything, reconnect."""
         log.info("stream connection lost (%s); reconnecting", conn.lost.value if conn.lost else "?")
-        if was_healthy(conn.confirmed_at, self._now(), self._config.backoff_max_s):
-            # it lived as long as the longest backoff: the failures before it are history
+        # A serverShutdown is the venue moving us (maintenance), not a failure; a connection that
+        # served long enough proved the endpoint works. Either way the failures before it are history.
+        healthy_after = 0.0 if conn.lost is Loss.SERVER_SHUTDOWN else self._config.healthy_after_s
+        if was_healthy(conn.confirmed_at, self._now(), healthy_after):
             slot.backoff.reset()
         for other in slot.conns():
             await self._retire(slot, other)

@@ -399,6 +399,46 @@ async def test_server_shutdown_event_reconnects_at_once(sim: Sim) -> None:
     assert pool.stats().reconnects == 1
 
 
+def reconnect_attempts(pool: StreamPool) -> int:
+    """How far the slot's reconnect backoff has escalated (its attempts since the last reset)."""
+    return pool._slots[0].backoff.attempt  # the policy under test has no public face
+
+
+async def drop_and_recover(sim: Sim, rec: Recorder, streams: list[str], losses: int) -> None:
+    sim.hub.disconnect_all()
+    await until(lambda: len(rec.downs()) == losses, "down reported")
+    await until(streams_up(rec, streams), "up again")
+    await until(flowing(rec, streams[0], 2), "events again")
+
+
+async def test_losing_a_connection_that_served_resets_the_backoff(sim: Sim) -> None:
+    """A venue that keeps dropping connections which worked (as in a burst of disconnects) is
+    reconnected to promptly each time; the backoff is for connections that fail or die at once."""
+    streams = [BTC_TRADE]
+    proved = StreamPoolConfig(backoff_initial_s=0.05, backoff_max_s=5.0, healthy_after_s=0.0)
+    pool, rec = await sim.pool(proved, streams)
+    await until(streams_up(rec, streams), "up")
+    for losses in range(1, 5):
+        await drop_and_recover(sim, rec, streams, losses)
+        assert reconnect_attempts(pool) == 1  # reset by the loss, then one delay drawn
+
+
+async def test_connections_that_die_young_back_off_further_each_time(sim: Sim) -> None:
+    streams = [BTC_TRADE]
+    young = StreamPoolConfig(backoff_initial_s=0.05, backoff_max_s=0.2, healthy_after_s=60.0)
+    pool, rec = await sim.pool(young, streams)
+    await until(streams_up(rec, streams), "up")
+    for losses in range(1, 4):
+        await drop_and_recover(sim, rec, streams, losses)
+        assert reconnect_attempts(pool) == losses
+
+    # A serverShutdown is the venue moving us, not a failure: it resets the backoff however young.
+    sim.hub.server_shutdown(grace=30.0)
+    await until(lambda: len(rec.downs()) == 4, "down on serverShutdown")
+    await until(streams_up(rec, streams), "up after serverShutdown")
+    assert reconnect_attempts(pool) == 1
+
+
 async def test_watchdog_trips_on_silence_and_keeps_quiet_connections(sim: Sim) -> None:
     config = StreamPoolConfig(silence_timeout_s=0.4, backoff_initial_s=0.05, backoff_max_s=0.3)
     pool, rec = await sim.pool(config, [BTC_TRADE])
