@@ -135,13 +135,14 @@ def cpu_by_window(samples: Sequence[CpuSample], window_s: float) -> dict[int, fl
     return {w: cpu / covered for w, (cpu, covered) in used.items()}
 
 
-def min_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
-    """Window index -> the smallest value sampled in it, from (at_s, value) pairs."""
-    out: dict[int, float] = {}
+def mean_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
+    """Window index -> the mean of the values sampled in it, from (at_s, value) pairs."""
+    sums: dict[int, list[float]] = {}
     for at_s, value in samples:
-        window = int(at_s // window_s)
-        out[window] = min(out.get(window, value), value)
-    return out
+        acc = sums.setdefault(int(at_s // window_s), [0.0, 0.0])
+        acc[0] += value
+        acc[1] += 1
+    return {window: total / n for window, (total, n) in sums.items()}
 
 
 def sum_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
@@ -368,7 +369,7 @@ def _load_section(f: SoakFigures) -> list[str]:
     names = sorted(f.cpu)
     cpu = {name: cpu_by_window(f.cpu[name], LOAD_WINDOW_S) for name in names}
     lag = max_by_window(f.loop_lag, LOAD_WINDOW_S)
-    in_sync = min_by_window(f.in_sync, LOAD_WINDOW_S)
+    in_sync = mean_by_window(f.in_sync, LOAD_WINDOW_S)
     held = sum_by_window(f.reads_held, LOAD_WINDOW_S)
     windows = sorted({w for per in cpu.values() for w in per} | set(lag))
     marks: dict[int, list[str]] = {}
@@ -379,11 +380,11 @@ def _load_section(f: SoakFigures) -> list[str]:
         "",
         "Cores used by each process (its children included), averaged over each minute of the load; the "
         "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute; the "
-        "fewest of the provider's books in sync at any scrape (every 0.5 s) in it; and how long the auditors' "
-        "venue reads were held for REST faults the provider had not met yet (no comparison, so no recovery, "
-        "can complete meanwhile).",
+        "provider's books in sync, on average over its scrapes (every 0.5 s) in that minute; and how long "
+        "the auditors' venue reads were held for REST faults the provider had not met yet (no comparison, "
+        "so no recovery, can complete meanwhile).",
         "",
-        "| minute | " + " | ".join(names) + " | total | soak loop lag | books in sync, fewest | venue reads held | |",
+        "| minute | " + " | ".join(names) + " | total | soak loop lag | books in sync, mean | venue reads held | |",
         "|---|" + "---|" * (len(names) + 5),
     ]
     for w in windows:
