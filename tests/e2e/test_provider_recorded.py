@@ -68,7 +68,8 @@ def diff_ids(path: Path) -> list[int]:
 class Rebuilt:
     matched: int  # checkpoints where the client's best bid and ask equal the recorded bookTicker
     mismatched: int
-    snapshots: int
+    snapshots: int  # the initial one, and any after a resync or a lag
+    refreshes: int  # REFRESH snapshots: the provider's book, cut at 1,000 levels, regained depth
     reachable: int  # checkpoints at a diff's u from the client's first snapshot on
     shared: int  # checkpoints at a diff's u in the whole recording
 
@@ -78,13 +79,22 @@ async def rebuild_and_check(stub: md_grpc.MarketDataAsyncStub, symbol: str) -> R
     ids = diff_ids(FILES[symbol])
     shared = sorted(set(ids) & set(expected))
     book = ClientBook()
-    matched = mismatched = snapshots = 0
+    matched = mismatched = snapshots = refreshes = 0
     synced_from: int | None = None
     call = stub.StreamDepth(md.StreamDepthRequest(symbol=symbol, limit=1000))
     async for message in call:
-        if message.HasField("snapshot"):
+        refresh = message.HasField("snapshot") and message.snapshot.reason == md.SNAPSHOT_REASON_REFRESH
+        if refresh:
+            # It continues the stream: taken at the id of the last diff, the next diff follows it.
+            assert book.valid and message.snapshot.freshness.last_update_id == book.last_id
+            before = book.top(1)
+            refreshes += 1
+        elif message.HasField("snapshot"):
             snapshots += 1
         book.on(message)
+        if refresh:
+            assert book.top(1) == before, "a refresh changed the top of the book"
+            continue  # the same update id: its checkpoint, if any, is already counted
         if not book.valid:
             continue
         if synced_from is None:
@@ -104,7 +114,7 @@ async def rebuild_and_check(stub: md_grpc.MarketDataAsyncStub, symbol: str) -> R
     # The replay starts with the provider's stream subscription; its depth snapshot comes a moment
     # later (more events later under load), and checkpoints before it are not the client's to see.
     reachable = sum(1 for u in shared if u >= synced_from)
-    return Rebuilt(matched, mismatched, snapshots, reachable, len(shared))
+    return Rebuilt(matched, mismatched, snapshots, refreshes, reachable, len(shared))
 
 
 async def test_recorded_sessions_rebuild_exactly_over_the_wire(replay_system: System) -> None:
