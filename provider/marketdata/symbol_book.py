@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -255,8 +256,11 @@ class SymbolBook:
         if edges != self._edges and self.sync.in_sync:
             self._edges = edges
             self.stats.refreshes += 1
+            # Every level, read without top(): a deep top() read would grow the book's sorted "hot"
+            # part for good, and with it the cost of every later change.
             book = self.sync.book
-            self.feed.publish(BookRefreshed(self.view(max(book.bid_count, book.ask_count))))
+            whole = dataclasses.replace(self.view(0), bids=tuple(book.bids()), asks=tuple(book.asks()))
+            self.feed.publish(BookRefreshed(whole))
 
     async def _fetch_snapshots(self) -> None:
         backoff = SNAPSHOT_BACKOFF_INITIAL_S
