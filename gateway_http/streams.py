@@ -60,7 +60,7 @@ from gateway_http.convert import SnapshotReason
 from gateway_http.metrics import METRICS, route_label
 from gateway_http.openapi import PARAMS, Api, Param, ParamIn
 from gateway_http.security import PRINCIPAL, ConnectionCounter, websocket_protocols
-from provider.book import OrderBook
+from provider.book import OrderBook, cut_edge
 from provider_client.errors import decode_rpc_error
 
 log = logging.getLogger("gateway_http.streams")
@@ -497,8 +497,8 @@ class DepthFanOut(FanOut):
                 self.event_time_ms,
                 bids,
                 asks,
-                bids[-1][0] if len(bids) >= limit else self.book.bid_floor,
-                asks[-1][0] if len(asks) >= limit else self.book.ask_ceiling,
+                cut_edge(bids, limit, self.book.bid_floor),
+                cut_edge(asks, limit, self.book.ask_ceiling),
             )
             frame = self._snapshot_frames[(limit, reason)] = convert.encode(payload)
         return frame

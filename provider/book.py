@@ -32,6 +32,7 @@ __all__ = [
     "Level",
     "LevelMismatch",
     "OrderBook",
+    "cut_edge",
     "decimal_to_units",
     "is_zero_qty",
     "units_to_decimal",
@@ -82,6 +83,14 @@ def units_to_decimal(units: int, decimals: int = PRICE_DECIMALS) -> str:
         raise ValueError("negative units")
     whole, frac = divmod(units, 10**decimals)
     return f"{whole}.{frac:0{decimals}d}" if decimals else str(whole)
+
+
+def cut_edge(levels: Sequence[Sequence[str]], limit: int, book_edge: str | None) -> str | None:
+    """Where a copy of one side, taken as the best `limit` levels of a book, stops knowing: its last
+    level when it was cut at `limit`, else the book's own edge (None: the book knows that whole side)."""
+    if len(levels) >= limit:
+        return levels[-1][0]
+    return book_edge
 
 
 def is_zero_qty(text: str) -> bool:

@@ -15,11 +15,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -126,27 +126,29 @@ def cpu_seconds(pid: int) -> float | None:
     return None
 
 
-def process_cpu(system: System) -> dict[str, tuple[int, float]]:
-    """process name -> (pid, CPU seconds) of every running process, its live children included."""
+T = TypeVar("T", int, float)
+
+
+def with_children(system: System, read: Callable[[int], T | None], zero: T) -> dict[str, tuple[int, T]]:
+    """process name -> (pid, `read` of it plus its live children's) for every running process: gateway_http
+    with GATEWAY_HTTP_WORKERS > 1 is a supervisor whose workers hold the memory and use the CPU."""
     out = {}
     for p in system.processes:
         pid = p.popen.pid if p.popen is not None and p.running else None
-        used = None if pid is None else cpu_seconds(pid)
-        if pid is not None and used is not None:
-            out[p.name] = (pid, used + sum(cpu_seconds(child) or 0.0 for child in child_pids(pid)))
+        own = None if pid is None else read(pid)
+        if pid is not None and own is not None:
+            out[p.name] = (pid, sum((read(child) or zero for child in child_pids(pid)), own))
     return out
+
+
+def process_cpu(system: System) -> dict[str, tuple[int, float]]:
+    """process name -> (pid, CPU seconds), children included."""
+    return with_children(system, cpu_seconds, 0.0)
 
 
 def process_rss(system: System) -> dict[str, tuple[int, int]]:
-    """process name -> (pid, VmRSS kB) of every running process, its children included (gateway_http
-    with GATEWAY_HTTP_WORKERS > 1 is a supervisor whose workers hold the memory)."""
-    out = {}
-    for p in system.processes:
-        pid = p.popen.pid if p.popen is not None and p.running else None
-        kb = rss_kb(pid)
-        if pid is not None and kb is not None:
-            out[p.name] = (pid, kb + sum(rss_kb(child) or 0 for child in child_pids(pid)))
-    return out
+    """process name -> (pid, VmRSS kB), children included."""
+    return with_children(system, rss_kb, 0)
 
 
 def done_orders(sent: list[SentOrder], on_venue: list[dict[str, Any]]) -> list[DoneOrder]:

@@ -13,6 +13,7 @@ from binance.provider.v1 import market_data_pb2 as md
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc
 
 from provider.binance.rest import RestClient
+from provider.book import cut_edge
 from provider.errors import BookNotInSync, InvalidArgument, StreamEnded
 from provider.marketdata.feeds import LAGGED, Closed, Subscription
 from provider.marketdata.hub import MarketDataHub, TrackedSymbol
@@ -348,14 +349,6 @@ def _poll(sub: Subscription[Any]) -> list[Any] | object:
         raise StreamEnded("the provider ended this stream (stopping, or symbol released); resubscribe") from None
 
 
-def snapshot_edge(levels: Sequence[tuple[str, str]], limit: int, book_edge: str | None) -> str:
-    """Where a snapshot side's knowledge ends: its last level when it was cut at `limit`, else the
-    book's own edge ("" when the book knows that whole side)."""
-    if len(levels) >= limit:
-        return levels[-1][0]
-    return book_edge or ""
-
-
 async def depth_messages(
     symbol: str,
     book: SymbolBook,
@@ -390,8 +383,8 @@ async def depth_messages(
                 bids=convert.levels(bids),
                 asks=convert.levels(asks),
                 freshness=convert.freshness(view),
-                bid_floor=snapshot_edge(bids, limit, view.bid_floor),
-                ask_ceiling=snapshot_edge(asks, limit, view.ask_ceiling),
+                bid_floor=cut_edge(bids, limit, view.bid_floor) or "",
+                ask_ceiling=cut_edge(asks, limit, view.ask_ceiling) or "",
             ),
         )
 

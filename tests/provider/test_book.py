@@ -12,6 +12,7 @@ import provider.book as book_mod
 from provider.book import (
     LevelMismatch,
     OrderBook,
+    cut_edge,
     decimal_to_units,
     is_zero_qty,
     units_to_decimal,
@@ -371,3 +372,10 @@ def test_matches_reference_model(
             assert (None if worst is None else Decimal(worst[0])) == (max(model[1]) if model[1] else None)
     finally:
         book_mod._HOT_TARGET = old
+
+
+def test_a_cut_side_ends_at_its_last_level_or_where_the_book_ends() -> None:
+    levels = [("100", "1"), ("99", "1")]
+    assert cut_edge(levels, 2, None) == "99"  # cut at the limit
+    assert cut_edge(levels, 5, "98") == "98"  # all the book has, and the book ends at 98
+    assert cut_edge(levels, 5, None) is None  # the book knows the whole side

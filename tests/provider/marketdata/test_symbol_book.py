@@ -16,7 +16,7 @@ from provider.errors import ExchangeUnavailable, RateLimited
 from provider.marketdata.feeds import Subscription
 from provider.marketdata.model import DepthSnapshot
 from provider.marketdata.symbol_book import BookOutOfSync, BookSynced, DepthDiffEvent, SymbolBook
-from provider.service.market_data import DiffMessages, depth_messages, merge_diffs, snapshot_edge
+from provider.service.market_data import DiffMessages, depth_messages, merge_diffs
 
 
 class Venue:
@@ -280,13 +280,6 @@ async def test_an_audit_that_moves_the_books_edges_refreshes_subscribers_copies(
         await gen.aclose()
     finally:
         await book.close()
-
-
-def test_a_snapshot_side_ends_where_it_was_cut_or_where_the_book_ends() -> None:
-    levels = [("100", "1"), ("99", "1")]
-    assert snapshot_edge(levels, 2, None) == "99"  # cut at the limit
-    assert snapshot_edge(levels, 5, "98") == "98"  # all the book has, and the book ends at 98
-    assert snapshot_edge(levels, 5, None) == ""  # the book knows the whole side
 
 
 async def test_a_subscriber_that_reads_late_is_told_to_discard_its_copy_even_if_the_book_is_back(
