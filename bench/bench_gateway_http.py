@@ -63,6 +63,7 @@ from binance.provider.v1 import common_pb2 as common  # noqa: E402
 from binance.provider.v1 import market_data_pb2 as md  # noqa: E402
 from binance.provider.v1 import market_data_pb2_grpc as md_grpc  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from gateway_auth.tokens import Scope, TokenStore  # noqa: E402
 from launcher.processes import ManagedProcess, child_pids, free_port  # noqa: E402
@@ -221,9 +222,15 @@ class Worker:
 
 
 async def run_workers(
-    workers: Sequence[Worker], lead_s: float, seconds: float, pids: dict[str, int], ready_timeout: float
+    workers: Sequence[Worker],
+    lead_s: float,
+    seconds: float,
+    pids: dict[str, int],
+    ready_timeout: float,
+    at_edges: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], CpuWindow, float]:
-    """Start the workers (in order: earlier ones are ready before later ones start), run one window.
+    """Start the workers (in order: earlier ones are ready before later ones start), run one window;
+    `at_edges` is awaited as the window starts and as it ends.
 
     Returns each worker's ready and result messages, the CPU window and the window's start time.
     """
@@ -240,7 +247,15 @@ async def run_workers(
         window = CpuWindow(pids)
         for worker in workers:
             worker.go(start, end)
-        await window.sample(start, end)
+
+        async def edges() -> None:
+            if at_edges is not None:
+                await sleep_until(start)
+                await at_edges()
+                await sleep_until(end)
+                await at_edges()
+
+        await asyncio.gather(window.sample(start, end), edges())
         results = [await worker.result(RESULT_TIMEOUT_S + seconds) for worker in workers]
         return readies, results, window, start
     finally:
@@ -979,6 +994,61 @@ def added_latency_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], int
     return added, int((~found).sum())
 
 
+FLUSH_HISTOGRAMS = ("gateway_http_ws_flush_seconds", "gateway_http_ws_batch_delay_seconds")
+
+
+class FlushStats:
+    """The gateway's own account of its fan-out over the window, from its /metrics histograms:
+    how long each flush took (a write to every connection with frames waiting) and how long the
+    first frame of each batch waited in the gateway until written."""
+
+    def __init__(self, port: int) -> None:
+        self._url = f"http://127.0.0.1:{port}/metrics"
+        self.reads: list[dict[str, dict[float, float]]] = []
+
+    async def read(self) -> None:
+        async with aiohttp.ClientSession() as session, session.get(self._url) as response:
+            text = await response.text()
+        buckets: dict[str, dict[float, float]] = {name: {} for name in FLUSH_HISTOGRAMS}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                histogram = sample.name.removesuffix("_bucket")
+                if sample.name.endswith("_bucket") and histogram in buckets:
+                    le = float(sample.labels["le"])
+                    buckets[histogram][le] = buckets[histogram].get(le, 0.0) + sample.value
+        self.reads.append(buckets)
+
+    def quantiles(self, name: str, qs: Sequence[float] = (0.5, 0.99)) -> tuple[int, list[float]]:
+        """Observations in the window, and each quantile as the upper edge of its bucket (ms)."""
+        if len(self.reads) < 2:
+            return 0, []
+        before, after = self.reads[0][name], self.reads[-1][name]
+        edges = sorted(after)
+        counts = [after[le] - before.get(le, 0.0) for le in edges]  # cumulative
+        total = counts[-1] if counts else 0.0
+        found = [next((le * 1000 for le, c in zip(edges, counts, strict=True) if c >= q * total), 0.0) for q in qs]
+        return int(total), found
+
+
+def first_and_last_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per event: the added latency of the first WS client to receive it, and of the last. The first
+    shows the delay before the fan-out (reading the upstream, then one write); last minus first is
+    the fan-out's own spread."""
+    keys, first_at = np.unique(base.keys(), return_index=True)
+    wanted = ws.keys()
+    at = np.clip(np.searchsorted(keys, wanted), 0, max(0, len(keys) - 1))
+    found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
+    event, t = at[found], ws.t[found]
+    if not len(event):
+        return np.zeros(0), np.zeros(0)
+    order = np.lexsort((t, event))
+    event, t = event[order], t[order]
+    starts = np.flatnonzero(np.r_[True, event[1:] != event[:-1]])
+    ends = np.r_[starts[1:], len(event)] - 1
+    base_t = base.t[first_at[event[starts]]]
+    return (t[starts] - base_t) * 1000, (t[ends] - base_t) * 1000
+
+
 @dataclass(frozen=True)
 class Stream:
     kind: str  # "depth" or "bookTicker"
@@ -1009,6 +1079,9 @@ class FanoutRun:
     client_rates: tuple[float, float]  # frames/s received by the client that got fewest, and by the median one
     delivered_peak: float  # the busiest 1 s slice
     added: NDArray[np.float64]  # ms, per matched WS event
+    flush_stats: FlushStats
+    first_added: NDArray[np.float64]  # ms, per event: the first client to receive it
+    last_added: NDArray[np.float64]  # ms, per event: the last client to receive it
     unmatched: int
     e2e_ws: NDArray[np.float64]
     e2e_grpc: NDArray[np.float64]
@@ -1057,8 +1130,14 @@ async def fanout_run(
         for p in range(procs)
     ]
     load_before = load_average()
+    flush_stats = FlushStats(ports.http)
     readies, results, window, start = await run_workers(
-        [baseline, *ws_workers], args.warmup, args.ws_seconds, dict(pids), READY_TIMEOUT_S + 0.05 * clients
+        [baseline, *ws_workers],
+        args.warmup,
+        args.ws_seconds,
+        dict(pids),
+        READY_TIMEOUT_S + 0.05 * clients,
+        flush_stats.read,
     )
     end = start + args.ws_seconds
     base = Events.load([tmp / f"{tag}-grpc.npz"])
@@ -1067,6 +1146,7 @@ async def fanout_run(
     per_client = np.concatenate([np.load(str(tmp / f"{tag}-ws{p}.npz"))["frames"] for p in range(procs)])
     frames = int(per_client.sum())
     added, unmatched = added_latency_ms(ws, base)
+    first_added, last_added = first_and_last_ms(ws, base)
     per_second = np.histogram(ws.t, bins=np.arange(start, end + 0.5, 1.0))[0]
     kinds: dict[str, int] = {}
     closes: dict[str, int] = {}
@@ -1089,6 +1169,9 @@ async def fanout_run(
         client_rates=(float(per_client.min()) / args.ws_seconds, float(np.median(per_client)) / args.ws_seconds),
         delivered_peak=float(per_second.max()) if len(per_second) else 0.0,
         added=added,
+        flush_stats=flush_stats,
+        first_added=first_added,
+        last_added=last_added,
         unmatched=unmatched,
         e2e_ws=ws.age_ms(),
         e2e_grpc=base.within(start, end).age_ms(),
@@ -1177,6 +1260,22 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
             f"{r.client_rates[0]:.1f}, median {r.client_rates[1]:.1f}. {len(r.added):,} frames matched "
             f"to the gRPC client's ({r.unmatched:,} not). Limit: {limit_note(r.window, clients)}"
         )
+    print(
+        "Where the added latency builds (ms). Per event: the first client to receive it (the delay before the "
+        "fan-out) and the last. The gateway's own histograms (bucket upper edges): each flush's duration, and "
+        "how long the first frame of a batch waited in the gateway until written:"
+    )
+    print(
+        "| stream | clients | first client p50 / p99 | last client p50 / p99 | flushes | flush p50 / p99 "
+        "| batch wait p50 / p99 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        cells = [f"{pct(v, 0.5):.2f} / {pct(v, 0.99):.2f}" for v in (r.first_added, r.last_added)]
+        flushes, flush = r.flush_stats.quantiles(FLUSH_HISTOGRAMS[0])
+        _, wait = r.flush_stats.quantiles(FLUSH_HISTOGRAMS[1])
+        cells += [f"{flushes:,}", " / ".join(f"≤{v:g}" for v in flush), " / ".join(f"≤{v:g}" for v in wait)]
+        print(f"| {r.stream.kind} | {r.clients:,} | " + " | ".join(cells) + " |")
     depth_runs = [r for r in runs if r.stream.kind == "depth"]
     if depth_runs:
         print("End to end, simulator event time E → receive (ms; E is the tick's clock, before the diffs are built):")

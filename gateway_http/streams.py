@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from aiohttp import WSMsgType, web
@@ -219,6 +219,13 @@ class _WireCache:
 _WIRE = _WireCache()
 
 
+class Flushable(Protocol):
+    """Something holding frames for the next flush: one client's `DirectWriter`, or an `EventFanOut`'s
+    batch shared by all its clients."""
+
+    def flush(self) -> None: ...
+
+
 class WriteBatcher:
     """Coalesces what each connection is sent within one burst into one write.
 
@@ -239,7 +246,7 @@ class WriteBatcher:
     MAX_BATCH_DELAY_S = 0.01
 
     def __init__(self, on_flush: Callable[[float, float], None] | None = None) -> None:
-        self._pending: dict[DirectWriter, None] = {}
+        self._pending: dict[Flushable, None] = {}
         self._handle: asyncio.Handle | None = None
         self._delayed = False  # the scheduled flush waits to collect more (the last one was costly)
         self._started = 0.0  # perf_counter when the first frame of the pending batch came
@@ -247,7 +254,7 @@ class WriteBatcher:
         self._on_flush = on_flush  # (flush duration, first frame's wait until written), in seconds
         self.flushes = 0
 
-    def add(self, writer: DirectWriter) -> None:
+    def add(self, writer: Flushable) -> None:
         self._pending[writer] = None
         if self._handle is None:
             self._started = time.perf_counter()
@@ -325,6 +332,21 @@ class DirectWriter:
             return  # never data after a close frame
         transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
 
+    def write_now(self, wire: bytes) -> bool:
+        """Write frames already in wire form now, after anything batched; False (nothing written) if
+        the connection is closing or backed up, as `write`."""
+        transport = self._transport
+        if self._ws.closed or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() + self._batch_bytes >= self._high_water:
+            return False
+        if self._batch:
+            self._batch.append(wire)
+            self.flush()
+        else:
+            transport.write(wire)
+        return True
+
 
 class Subscriber:
     """One client's bounded queue of JSON frames, written to its socket by the handler (straight
@@ -358,6 +380,21 @@ class Subscriber:
         self._frames.append(frame)
         self._ready.set()
         return True
+
+    def deliver(self, frames: Sequence[str], wire: bytes) -> bool:
+        """Send a run of frames whose wire form, joined, is `wire` (built once for every client): in one
+        write while the client keeps up, else queued. False when the queue overflowed."""
+        if self.closed is not None:
+            return True
+        direct = self.direct
+        if direct is not None:
+            if not self._frames and direct.write_now(wire):
+                return True
+            direct.flush()  # what it holds goes out ahead of what is queued
+        room = self.capacity - len(self._frames)
+        self._frames.extend(frames[:room])
+        self._ready.set()
+        return len(frames) <= room
 
     def replace(self, frames: Sequence[str]) -> None:
         """Drop everything queued and queue `frames` instead (they supersede it)."""
@@ -431,14 +468,33 @@ class FanOut(ABC):
 
 
 class EventFanOut(FanOut):
-    """Ticker, bookTicker, trades: each event is a frame; a client that cannot keep up is closed."""
+    """Ticker, bookTicker, trades: each event is a frame for every client; a client that cannot keep
+    up is closed.
+
+    Every client gets the same frames, so the frames are collected once per batch, not per client,
+    and at the batcher's flush their joined wire form, one bytes object, is written to each client
+    that keeps up. An event costs the same whatever the number of clients; only the flush's one
+    write per client grows with them. Without a batcher each event is delivered at once."""
 
     def __init__(
-        self, key: StreamKey, frames: Callable[[UpstreamMessage], list[str]], on_lagged: Callable[[], None] = _ignore
+        self,
+        key: StreamKey,
+        frames: Callable[[UpstreamMessage], list[str]],
+        on_lagged: Callable[[], None] = _ignore,
+        batcher: WriteBatcher | None = None,
     ) -> None:
         super().__init__(key, on_lagged)
         self._frames = frames
+        self._batcher = batcher
+        self._texts: list[str] = []  # the batch not yet flushed, as text (for clients' queues)
+        self._wires: list[bytes] = []  # and as WebSocket frames (for clients that keep up)
+        self._joined_mid_batch: dict[Subscriber, int] = {}  # sends only the batch's frames after its join
         self.slow_closed = 0
+
+    def join(self, sub: Subscriber) -> None:
+        super().join(sub)
+        if self._texts:
+            self._joined_mid_batch[sub] = len(self._texts)
 
     def on_message(self, message: UpstreamMessage) -> None:
         for frame in self._frames(message):
@@ -448,8 +504,23 @@ class EventFanOut(FanOut):
         self._send(convert.encode(convert.ws_gap(self.key.symbol, reason)))
 
     def _send(self, frame: str) -> None:
+        if not self._texts and self._batcher is not None:
+            self._batcher.add(self)
+        self._texts.append(frame)
+        self._wires.append(text_frame(frame.encode()))
+        if self._batcher is None:
+            self.flush()
+
+    def flush(self) -> None:
+        texts, wires, late = self._texts, self._wires, self._joined_mid_batch
+        if not texts:
+            return
+        self._texts, self._wires, self._joined_mid_batch = [], [], {}
+        wire = wires[0] if len(wires) == 1 else b"".join(wires)
         for sub in self.live():
-            if not sub.offer(frame):
+            start = late.get(sub, 0) if late else 0
+            delivered = sub.deliver(texts, wire) if start == 0 else sub.deliver(texts[start:], b"".join(wires[start:]))
+            if not delivered:
                 sub.close(SLOW_CONSUMER)
                 self.slow_closed += 1
                 self.on_lagged()
@@ -624,7 +695,7 @@ class UserFanOut(FanOut):
         self._send(self.last_status)
 
 
-def new_fanout(key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> FanOut:
+def new_fanout(key: StreamKey, on_lagged: Callable[[], None] = _ignore, batcher: WriteBatcher | None = None) -> FanOut:
     if key.channel is StreamChannel.DEPTH:
         return DepthFanOut(key, on_lagged=on_lagged)
     if key.channel is StreamChannel.USER:
@@ -634,7 +705,7 @@ def new_fanout(key: StreamKey, on_lagged: Callable[[], None] = _ignore) -> FanOu
         StreamChannel.BOOK_TICKER: book_ticker_frames,
         StreamChannel.TRADES: trade_frames,
     }[key.channel]
-    return EventFanOut(key, frames, on_lagged)
+    return EventFanOut(key, frames, on_lagged, batcher)
 
 
 # --- upstream: one provider stream, reopened on failure ------------------------------------------
@@ -657,14 +728,14 @@ class Upstream:
         backoff: Backoff,
         on_open: Callable[[], None],
         on_lagged: Callable[[], None] = _ignore,
-        after_message: Callable[[], None] = _ignore,
+        batcher: WriteBatcher | None = None,
     ) -> None:
         self.key = key
-        self.fanout = new_fanout(key, on_lagged)
+        self.fanout = new_fanout(key, on_lagged, batcher)
         self._source = source
         self._backoff = backoff
         self._on_open = on_open
-        self._after_message = after_message  # the hub's WriteBatcher.settle
+        self._after_message = batcher.settle if batcher is not None else _ignore
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -799,7 +870,7 @@ class StreamHub:
                 self._backoff,
                 self.upstream_opens.labels(channel=channel).inc,
                 self.lagged.labels(channel=channel).inc,
-                self.batcher.settle,
+                self.batcher,
             )
             self._upstreams[key] = upstream
             self.upstreams_open.labels(channel=channel).inc()

@@ -1,6 +1,7 @@
 """Frames written straight to a client's connection: encoded once as WebSocket frames, batched per
 connection, never reordered against the client's queue, never written after a close, written as
-soon as their upstream message is handled, and batched for longer only while flushes are costly."""
+soon as their upstream message is handled, and batched for longer only while flushes are costly.
+Event streams batch once for all their clients: one joined write, the same bytes, to each."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import time
 from collections.abc import AsyncGenerator
 from typing import cast
 
+import orjson
 import pytest
 from aiohttp import web
 from binance.provider.v1 import market_data_pb2 as md
 
 from gateway_http.streams import (
+    SLOW_CONSUMER,
     DirectWriter,
+    EventFanOut,
     StreamChannel,
     StreamHub,
     StreamKey,
@@ -23,6 +27,7 @@ from gateway_http.streams import (
     UpstreamMessage,
     WriteBatcher,
     text_frame,
+    trade_frames,
 )
 
 KEY = StreamKey(StreamChannel.TRADES, "BTCUSDT")
@@ -211,3 +216,91 @@ async def test_each_flush_reports_its_duration_and_how_long_its_first_frame_wait
     assert 0 <= duration <= delay and delay >= 0.02
     batcher.flush()  # nothing pending: no flush to report
     assert len(flushes) == 1
+
+
+def trades(*ids: int) -> md.StreamTradesResponse:
+    return md.StreamTradesResponse(
+        trades=[md.Trade(symbol="BTCUSDT", id=i, price="1", quantity="1", time_ms=1000 + i) for i in ids]
+    )
+
+
+def trade_ids(data: bytes) -> list[int]:
+    return [int(text.split('"t":')[1].split(",")[0]) for text in parse_frames(data)]
+
+
+async def test_an_event_batch_is_joined_once_and_the_same_bytes_go_to_every_client() -> None:
+    batcher = WriteBatcher()
+    fanout = EventFanOut(KEY, trade_frames, batcher=batcher)
+    clients = [client(batcher) for _ in range(3)]
+    for sub, _, _ in clients:
+        fanout.join(sub)
+    fanout.on_message(trades(1, 2))
+    fanout.on_message(trades(3))
+    assert all(not transport.writes for _, transport, _ in clients)  # collected, not yet written
+    batcher.flush()
+    writes = [transport.writes for _, transport, _ in clients]
+    assert all(len(w) == 1 for w in writes)
+    assert writes[0][0] is writes[1][0] is writes[2][0]  # one bytes object for all of them
+    assert trade_ids(writes[0][0]) == [1, 2, 3]
+
+
+async def test_a_client_that_joins_mid_batch_gets_only_what_came_after_it() -> None:
+    batcher = WriteBatcher()
+    fanout = EventFanOut(KEY, trade_frames, batcher=batcher)
+    (early, early_t, _), (late, late_t, _) = client(batcher), client(batcher)
+    fanout.join(early)
+    fanout.on_message(trades(1))
+    fanout.join(late)
+    fanout.on_message(trades(2, 3))
+    batcher.flush()
+    assert trade_ids(early_t.writes[0]) == [1, 2, 3]
+    assert trade_ids(late_t.writes[0]) == [2, 3]
+    fanout.on_message(trades(4))  # the next batch: both from its start
+    batcher.flush()
+    assert trade_ids(early_t.writes[1]) == trade_ids(late_t.writes[1]) == [4]
+
+
+async def test_a_backed_up_event_client_queues_the_batch_and_keeps_its_order() -> None:
+    batcher = WriteBatcher()
+    fanout = EventFanOut(KEY, trade_frames, batcher=batcher)
+    (fast, fast_t, _), (slow, slow_t, _) = client(batcher), client(batcher)
+    fanout.join(fast)
+    fanout.join(slow)
+    fanout.on_message(trades(1))
+    batcher.flush()
+    slow_t.unsent = HIGH_WATER  # its socket stopped taking data
+    fanout.on_message(trades(2, 3))
+    batcher.flush()
+    assert [trade_ids(w) for w in slow_t.writes] == [[1]]
+    assert [orjson.loads(f)["t"] for f in slow.queued()] == [2, 3]  # for its pump, in order
+    slow_t.unsent = 0
+    fanout.on_message(trades(4))  # its queue is not empty: the frame waits its turn behind it
+    batcher.flush()
+    assert [orjson.loads(f)["t"] for f in slow.queued()] == [2, 3, 4] and len(slow_t.writes) == 1
+    assert [trade_ids(w) for w in fast_t.writes] == [[1], [2, 3], [4]]
+
+
+async def test_an_event_client_whose_queue_overflows_is_closed_and_the_others_are_not() -> None:
+    batcher = WriteBatcher()
+    fanout = EventFanOut(KEY, trade_frames, batcher=batcher)
+    (fast, fast_t, _), (slow, slow_t, _) = client(batcher), client(batcher)  # queues of 4 frames
+    fanout.join(fast)
+    fanout.join(slow)
+    slow_t.unsent = HIGH_WATER
+    fanout.on_message(trades(1, 2, 3))
+    batcher.flush()
+    assert slow.closed is None and len(slow.queued()) == 3
+    fanout.on_message(trades(4, 5))  # 5 frames for a queue of 4
+    batcher.flush()
+    assert slow.closed == SLOW_CONSUMER and fanout.slow_closed == 1
+    assert fast.closed is None and [trade_ids(w) for w in fast_t.writes] == [[1, 2, 3], [4, 5]]
+
+
+async def test_event_batches_are_written_as_their_upstream_message_is_handled() -> None:
+    batcher = WriteBatcher()
+    fanout = EventFanOut(KEY, trade_frames, batcher=batcher)
+    sub, transport, _ = client(batcher)
+    fanout.join(sub)
+    fanout.on_message(trades(1))
+    batcher.settle()
+    assert [trade_ids(w) for w in transport.writes] == [[1]]
