@@ -9,6 +9,8 @@ Who calls what:
 * the order endpoints (REST ``POST /api/v3/order``, WS API ``order.place``) call
   `FaultPlan.take_order_unknown()` right after the order executed; True means answer
   `ORDER_UNKNOWN` (HTTP/WS status 503, -1007) instead of the real result;
+* REST ``POST /api/v3/order`` then calls `FaultPlan.take_order_slow()`: seconds to hold the real
+  answer of the order that just executed (a venue slow to answer; the caller may give up first);
 * the WS API registers with `FaultPlan.on_user_terminate(callback)`: the callback ends every user-data
   subscription it serves by sending ``{"subscriptionId":N,"event":{"e":"eventStreamTerminated",
   "E":<ms>}}`` and returns how many it ended; `FaultPlan.terminate_user_streams()` calls them all;
@@ -54,6 +56,7 @@ class FaultKind(StrEnum):
     REST_503 = "rest_503"
     REST_TIMEOUT = "rest_timeout"
     ORDER_UNKNOWN = "order_unknown"
+    ORDER_SLOW = "order_slow"
     CLOCK_SHIFT = "clock_shift"
     PATTERN_QUOTE_STUFFING = "pattern_quote_stuffing"
     PATTERN_ICEBERG = "pattern_iceberg"
@@ -205,6 +208,8 @@ class FaultPlan:
         self.armed: dict[FaultKind, int] = dict.fromkeys(FaultKind, 0)
         self._rest: list[RestFaultRule] = []
         self._order_unknown = 0
+        self._order_slow = 0
+        self._order_slow_hold_s = 0.0
         self._user_hooks: list[UserTerminateHook] = []
 
     # ---- arming (control API)
@@ -225,6 +230,16 @@ class FaultPlan:
         self._order_unknown += count
         self.armed[FaultKind.ORDER_UNKNOWN] += 1
 
+    def arm_order_slow(self, count: int, hold_s: float) -> None:
+        """The next `count` REST placements execute, then answer only after `hold_s` seconds."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if hold_s <= 0:
+            raise ValueError("hold_seconds must be above 0")
+        self._order_slow += count
+        self._order_slow_hold_s = hold_s
+        self.armed[FaultKind.ORDER_SLOW] += 1
+
     def shift_clock(self, offset_ms: int) -> None:
         """Set (not add to) the server clock's offset from wall time."""
         self.clock.offset_ms = offset_ms
@@ -234,6 +249,7 @@ class FaultPlan:
         """Disarm every fault and put the clock back; the counts are kept."""
         self._rest.clear()
         self._order_unknown = 0
+        self._order_slow = 0
         self.clock.offset_ms = 0
 
     # ---- consulted by the endpoints
@@ -261,6 +277,14 @@ class FaultPlan:
         self._order_unknown -= 1
         self.injected[FaultKind.ORDER_UNKNOWN] += 1
         return True
+
+    def take_order_slow(self) -> float:
+        """Seconds to hold the answer of this (already executed) REST placement; 0.0 to answer now."""
+        if self._order_slow <= 0:
+            return 0.0
+        self._order_slow -= 1
+        self.injected[FaultKind.ORDER_SLOW] += 1
+        return self._order_slow_hold_s
 
     # ---- user-data termination hook (the WS API subscribes)
 

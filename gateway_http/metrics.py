@@ -45,6 +45,13 @@ class Metrics:
             ["route", "method"],
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "gateway_http_requests_in_flight",
+            "requests being handled now (WebSocket connections included), by route template and method",
+            ["route", "method"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.ws_clients = Gauge(
             "gateway_http_ws_clients",
             "WebSocket clients connected now",
@@ -91,6 +98,8 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
+        in_flight = metrics.in_flight.labels(route=route_label(request), method=request.method)
+        in_flight.inc()
         try:
             response = await handler(request)
             status = response.status
@@ -102,6 +111,7 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             status = 499  # the client went away first (nginx's convention)
             raise
         finally:
+            in_flight.dec()
             route = route_label(request)
             metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
             metrics.latency.labels(route=route, method=request.method).observe(time.perf_counter() - started)

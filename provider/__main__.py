@@ -66,22 +66,19 @@ async def serve(config: ProviderConfig) -> int:
         hub.attach_recorder(recorder)
         # User data over the WS API needs credentials; without them account calls are refused.
         user_data = UserDataClient(session, rest, signer, UserDataConfig(config.urls.ws_api)) if signer else None
+        orders = OrderManager(
+            rest, hub, TradingLimits(config.trading, config.max_order_notional, config.max_symbol_notional)
+        )
         server = ProviderServer(
             config.grpc_addr,
             market_data=MarketDataServicer(hub, rest),
             account=AccountServicer(rest, user_data),
-            trading=TradingServicer(
-                OrderManager(
-                    rest,
-                    hub,
-                    TradingLimits(config.trading, config.max_order_notional, config.max_symbol_notional),
-                )
-            ),
+            trading=TradingServicer(orders),
             analytics=AnalyticsServicer(hub, store),
         )
         # Every component is registered for shutdown as soon as it runs, so an early exit unwinds
-        # too. Shutdown is the reverse: stop gRPC, then user data, recording, streams, then flush
-        # the history and close it.
+        # too. Shutdown is the reverse: stop gRPC, let placements whose callers left finish, then
+        # user data, recording, streams, then flush the history and close it.
         async with contextlib.AsyncExitStack() as running:
             running.callback(store.close)
             await writer.start()
@@ -106,6 +103,7 @@ async def serve(config: ProviderConfig) -> int:
             if user_data is not None:
                 user_data.start()
                 running.push_async_callback(user_data.close)
+            running.push_async_callback(orders.close)
             try:
                 await server.start()
             except OSError as exc:

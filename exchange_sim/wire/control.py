@@ -14,6 +14,8 @@ the hub's own fault and connection counters.
     POST /control/rest               {"status":429|418|403|500|503|"timeout", "count":N, "path":prefix,
                                       "retry_after":s, "body":"json"|"html"|"empty", "hold_seconds":s}
     POST /control/order_unknown      {"count":N}
+    POST /control/order_slow         {"count":N, "hold_seconds":s}  the next N REST placements execute,
+                                      then answer after s seconds
     POST /control/clock              {"offset_ms":N}
     GET  /control/counters
     POST /control/reset              disarm everything (counters are kept; the clock offset goes to 0)
@@ -150,6 +152,7 @@ class ControlApi:
             ("POST", "/control/user/terminate", self.user_terminate),
             ("POST", "/control/rest", self.rest),
             ("POST", "/control/order_unknown", self.order_unknown),
+            ("POST", "/control/order_slow", self.order_slow),
             ("POST", "/control/clock", self.clock),
             ("GET", "/control/counters", self.counters),
             ("POST", "/control/reset", self.reset),
@@ -264,6 +267,14 @@ class ControlApi:
         count = _int(body, "count", 1, low=1)
         self.plan.arm_order_unknown(count)
         return {"pending": self.plan.pending_order_unknown}
+
+    def order_slow(self, body: dict[str, Any]) -> object:
+        count = _int(body, "count", 1, low=1)
+        hold_s = _seconds(body, "hold_seconds", None)
+        if hold_s == 0:
+            raise BadRequest("hold_seconds", "'hold_seconds' must be above 0")
+        self.plan.arm_order_slow(count, hold_s)
+        return {"count": count, "hold_seconds": hold_s}
 
     def clock(self, body: dict[str, Any]) -> object:
         offset = _int(body, "offset_ms")

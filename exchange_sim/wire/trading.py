@@ -24,6 +24,7 @@ reports no engine-state errors (balance, duplicate id, would trigger/match).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -705,6 +706,7 @@ def _rest_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.Respon
             if op.places_order and faults is not None and faults.take_order_unknown():
                 # The order executed; the answer says its status is unknown (§4.6).
                 return _answer(ORDER_UNKNOWN.to_json(), ORDER_UNKNOWN.status, limiter.response_headers(ip, now))
+            hold_s = faults.take_order_slow() if op.places_order and faults is not None else 0.0
         except RateLimitError as exc:
             if op.order_call:
                 limiter.charge(ip, now, weight)
@@ -716,6 +718,8 @@ def _rest_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.Respon
             headers = limiter.response_headers(ip, now, account_id=account_id if op.places_order else None)
             return _answer({"code": exc.code, "msg": exc.msg}, status, headers)
         headers = limiter.response_headers(ip, now, account_id=account_id if outcome.new_order else None)
+        if hold_s:
+            await asyncio.sleep(hold_s)  # the order executed; its answer is slow to come
         return _answer(outcome.body, 200, headers)
 
     return handle

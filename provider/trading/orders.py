@@ -167,6 +167,7 @@ class OrderManager:
         self._placing = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._placements: set[asyncio.Task[PlacedOrder]] = set()
 
     # ------------------------------------------------------------------ switches
 
@@ -251,13 +252,47 @@ class OrderManager:
     # ------------------------------------------------------------------ placing
 
     async def place(self, request: OrderRequest) -> PlacedOrder:
+        """Check and place an order. Once checked, the placement runs to its end even if the caller
+        stops waiting (a gRPC call cancelled by its client, its deadline or the server's shutdown):
+        cut off while the exchange handles the order, its outcome would never be remembered, and a
+        retry with the same client order id would place the order a second time."""
         self._require_enabled()
         request, rules, notional = await self._checked(request)
         client_id = request.client_order_id or self._new_id()
         request = replace(request, client_order_id=client_id)
-        lock = self._locks.setdefault(client_id, asyncio.Lock())
         self._placing += 1
         self._idle.clear()
+        task = asyncio.create_task(self._place(request, rules, notional), name=f"order {client_id}")
+        self._placements.add(task)
+        task.add_done_callback(self._placements.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                log.warning("order %s: the caller stopped waiting; the placement goes on", client_id)
+                task.add_done_callback(_log_outcome)
+            raise
+
+    @property
+    def in_flight(self) -> int:
+        """Placements not finished yet, their callers waiting or not."""
+        return len(self._placements)
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """At shutdown, after the gRPC server stopped: let placements in flight finish for up to
+        `timeout_s`, then cancel the rest (their outcome stays unknown; retries reconcile it)."""
+        if not self._placements:
+            return
+        _, pending = await asyncio.wait(set(self._placements), timeout=timeout_s)
+        for task in pending:
+            log.error("%s: still in flight at shutdown; cancelled, its outcome unknown", task.get_name())
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _place(self, request: OrderRequest, rules: SymbolRules, notional: Decimal | None) -> PlacedOrder:
+        client_id = request.client_order_id
+        assert client_id is not None
+        lock = self._locks.setdefault(client_id, asyncio.Lock())
         try:
             async with lock:
                 self._require_enabled()  # the kill switch may have been engaged while waiting
@@ -494,3 +529,17 @@ def _unknown_order(request: OrderRequest) -> Order:
         iceberg_qty=request.iceberg_qty,
         stp_mode=request.stp_mode,
     )
+
+
+def _log_outcome(task: asyncio.Task[PlacedOrder]) -> None:
+    """The outcome of a placement whose caller left: nobody else will see it (and reading the
+    exception here keeps asyncio from reporting it as never retrieved)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.warning("%s: finished after its caller left: %s", task.get_name(), error)
+    else:
+        order = task.result().order
+        status = order.status.name if order.status is not None else "status unknown"
+        log.info("%s: finished after its caller left: %s, order id %d", task.get_name(), status, order.order_id)

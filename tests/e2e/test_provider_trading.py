@@ -116,6 +116,27 @@ async def test_unknown_execution_is_reconciled_and_placed_once(
     assert [o.client_order_id for o in page.orders].count("e2e-unknown-1") == 1
 
 
+async def test_a_caller_that_gives_up_on_a_slow_venue_never_gets_its_order_placed_twice(
+    clients: tuple[t_grpc.TradingAsyncStub, aiohttp.ClientSession],
+) -> None:
+    # The venue executes the order but answers late; the caller's deadline passes first and it
+    # retries with the same client order id. The provider's placement goes on without its caller,
+    # so the retry learns the order instead of sending it again.
+    stub, sim = clients
+    async with sim.post("/control/order_slow", json={"count": 1, "hold_seconds": 2}) as response:
+        assert response.status == 200
+    spec = t.OrderSpec(
+        symbol="BTCUSDT", side=c.SIDE_BUY, type=c.ORDER_TYPE_MARKET, quantity="0.001", client_order_id="e2e-slow-1"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+        await stub.PlaceOrder(t.PlaceOrderRequest(order=spec), timeout=0.5)
+    assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    again = await stub.PlaceOrder(t.PlaceOrderRequest(order=spec), timeout=15)
+    assert again.reconciled and again.order.status == c.ORDER_STATUS_FILLED and again.order.order_id > 0
+    page = await stub.GetAllOrders(t.GetAllOrdersRequest(symbol="BTCUSDT", limit=1000))
+    assert [o.client_order_id for o in page.orders].count("e2e-slow-1") == 1
+
+
 async def test_insufficient_balance_and_test_order(
     clients: tuple[t_grpc.TradingAsyncStub, aiohttp.ClientSession],
 ) -> None:

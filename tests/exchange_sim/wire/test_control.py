@@ -123,6 +123,9 @@ def test_setting_parses() -> None:
         ("/control/ws/gap", {}, "symbol"),
         ("/control/ws/disconnect", {"scope": "some"}, "scope"),
         ("/control/order_unknown", {"count": -1}, "count"),
+        ("/control/order_slow", {"count": 1}, "hold_seconds"),
+        ("/control/order_slow", {"count": 1, "hold_seconds": 0}, "hold_seconds"),
+        ("/control/order_slow", {"count": 0, "hold_seconds": 1}, "count"),
         ("/control/clock", {"offset_ms": 1.5}, "offset_ms"),
         ("/control/clock", [1], None),
     ],
@@ -225,6 +228,13 @@ async def test_order_unknown_arms_the_plan(sim: Sim) -> None:
     assert (status, body) == (200, {"pending": 2})
     assert [sim.plan.take_order_unknown() for _ in range(3)] == [True, True, False]
     assert (await sim.counters())["injected"]["order_unknown"] == 2
+
+
+async def test_order_slow_arms_the_plan(sim: Sim) -> None:
+    status, body = await sim.post("/control/order_slow", {"count": 2, "hold_seconds": 1.5})
+    assert (status, body) == (200, {"count": 2, "hold_seconds": 1.5})
+    assert [sim.plan.take_order_slow() for _ in range(3)] == [1.5, 1.5, 0.0]
+    assert (await sim.counters())["injected"]["order_slow"] == 2
 
 
 async def test_clock_shift_moves_server_time_and_fails_old_timestamps(sim: Sim) -> None:

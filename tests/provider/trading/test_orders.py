@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -55,6 +56,8 @@ class FakeRest:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str, dict[str, ParamValue]]] = field(default_factory=list)
     has_credentials: bool = True
+    answer_after: asyncio.Event | None = None  # POST executes the order at once but answers only once set
+    posted: asyncio.Event = field(default_factory=asyncio.Event)  # an order reached the exchange
 
     def posts(self) -> int:
         return sum(1 for method, path, _ in self.calls if (method, path) == ("POST", "/api/v3/order"))
@@ -90,6 +93,9 @@ class FakeRest:
             if self.unknown_outcomes:
                 self.unknown_outcomes -= 1
                 raise ExecutionUnknown("POST /api/v3/order: -1007: Timeout", code=-1007, http_status=408)
+            self.posted.set()
+            if self.answer_after is not None:
+                await self.answer_after.wait()
             return {**self.orders[client_id], "transactTime": self.clock.now, "fills": []}
         if key == ("GET", "/api/v3/order"):
             if self.query_failures:
@@ -251,3 +257,43 @@ async def test_kill_switch_cancels_open_orders_and_refuses_until_released() -> N
         await orders.place(LIMIT)
     await orders.set_kill_switch(False, "")
     assert (await orders.place(LIMIT)).order.status is OrderStatus.NEW
+
+
+async def test_a_caller_that_stops_waiting_does_not_cut_the_placement_short() -> None:
+    # A gRPC caller cancelled (its client left, its deadline passed) while the exchange executes the
+    # order: the placement must still finish and remember its outcome, or a retry would place it twice.
+    rest = FakeRest(answer_after=asyncio.Event())
+    orders = manager(rest)
+    request = OrderRequest(
+        "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, "0.001", price="45000.12", client_order_id="left-1"
+    )
+    caller = asyncio.create_task(orders.place(request))
+    await asyncio.wait_for(rest.posted.wait(), 5)  # the order is on the exchange; its answer is not back yet
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert rest.answer_after is not None
+    rest.answer_after.set()
+    retry = await asyncio.wait_for(orders.place(request), 5)
+    assert retry.reconciled and retry.order.order_id == 1
+    assert rest.posts() == 1
+
+
+async def test_close_waits_for_placements_in_flight_then_cancels_what_is_left() -> None:
+    rest = FakeRest(answer_after=asyncio.Event())
+    orders = manager(rest)
+    caller = asyncio.create_task(orders.place(LIMIT))
+    await asyncio.wait_for(rest.posted.wait(), 5)
+    caller.cancel()  # as the gRPC server does at the end of its shutdown grace
+    await asyncio.wait_for(orders.close(timeout_s=0.05), 5)  # the answer never comes: cancelled
+    assert orders.in_flight == 0
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    finished = FakeRest(answer_after=asyncio.Event())
+    orders = manager(finished)
+    caller = asyncio.create_task(orders.place(LIMIT))
+    await asyncio.wait_for(finished.posted.wait(), 5)
+    assert finished.answer_after is not None
+    finished.answer_after.set()
+    await asyncio.wait_for(orders.close(timeout_s=5), 5)  # waits for it to finish
+    assert (await caller).order.status is OrderStatus.NEW
