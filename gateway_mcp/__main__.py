@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from gateway_mcp.config import McpGatewayConfig, load_config
 from gateway_mcp.server import build_http_app, build_server
 from provider_client.channel import open_channel
 from service_runtime.config import ConfigError
+from service_runtime.http_serving import HANDLER_GRACE_S
 from service_runtime.lifecycle import run_main, wait_for_stop_signal
 from service_runtime.logs import configure_logging
 
@@ -38,7 +40,15 @@ async def serve_http(config: McpGatewayConfig) -> int:
     app = build_http_app(mcp, config.addr)
     server = _Server(
         uvicorn.Config(
-            app, host=config.addr.host, port=config.addr.port, log_level="warning", access_log=False, lifespan="on"
+            app,
+            host=config.addr.host,
+            port=config.addr.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Without a bound uvicorn waits for every connection to close, and a client's open event
+            # stream (GET /mcp) never does: the process would outlast its stop timeout and be killed.
+            timeout_graceful_shutdown=math.ceil(HANDLER_GRACE_S),
         )
     )
     serving = asyncio.create_task(server.serve(), name="uvicorn")

@@ -1,8 +1,13 @@
-"""gateway_http stops within its stop timeout even while a request waits on a provider that does not
-answer: after the shutdown hooks the request gets HANDLER_GRACE_S to finish, then it is cut off
-and its connection closed. Without that bound aiohttp waits up to 60 s for it, and the gateway is
-killed by whoever stopped it (the launcher after 10 s, the supervisor after 8 s, Docker after its
-grace period)."""
+"""Both gateways stop within their stop timeout, whatever their clients are doing.
+
+gateway_http: a request waiting on a provider that does not answer gets HANDLER_GRACE_S after the
+shutdown hooks, then it is cut off and its connection closed. Without that bound aiohttp waits up
+to 60 s for it, and the gateway is killed by whoever stopped it (the launcher after 10 s, the
+supervisor after 8 s, Docker after its grace period).
+
+gateway_mcp: an assistant holding the Streamable HTTP transport's event stream open (GET /mcp)
+does not keep the process up: uvicorn would otherwise wait for that connection to close, forever.
+"""
 
 from __future__ import annotations
 
@@ -26,22 +31,29 @@ pytestmark = pytest.mark.timeout(120)
 
 ROUTE = "/api/v1/ticker/price"
 STOP_TIMEOUT_S = 9.0  # what the test allows, under the launcher's 10 s
+MCP_PROTOCOL = "2025-06-18"
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": MCP_PROTOCOL, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
+}
 
 
 @pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, str]]:
+def system_and_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, str]]:
     root = tmp_path_factory.mktemp("shutdown")
     store, token = TokenStore().issue("reader", frozenset({Scope.READ}))
     store.save(root / "tokens.json")
     env = {"GATEWAY_TOKENS_FILE": str(root / "tokens.json")}
-    with running_system(root, env, without={"gateway_mcp"}) as system:  # MCP is not under test
+    with running_system(root, env) as system:
         yield system, token
 
 
 async def test_a_request_stuck_on_a_silent_provider_does_not_hold_the_gateway_past_its_stop_timeout(
-    reader: tuple[System, str],
+    system_and_token: tuple[System, str],
 ) -> None:
-    system, token = reader
+    system, token = system_and_token
     provider, gateway = system.process("provider"), system.process("gateway_http")
     assert provider.popen is not None
     base = f"http://127.0.0.1:{system.ports.http}"
@@ -70,5 +82,32 @@ async def test_a_request_stuck_on_a_silent_provider_does_not_hold_the_gateway_pa
         assert took < min(CALL_TIMEOUT_S, 2 * HANDLER_GRACE_S + 3), f"stopping took {took:.1f} s"
         with pytest.raises(aiohttp.ClientError):  # cut off: its connection closed without an answer
             await asyncio.wait_for(request, 5)
+    gateway.start()
+    await asyncio.to_thread(gateway.wait_ready, 30.0)
+
+
+async def test_an_open_mcp_event_stream_does_not_hold_the_mcp_gateway_past_its_stop_timeout(
+    system_and_token: tuple[System, str],
+) -> None:
+    system, token = system_and_token
+    gateway = system.process("gateway_mcp")
+    url = f"http://127.0.0.1:{system.ports.mcp}/mcp"
+    headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.post(url, json=MCP_INITIALIZE, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            session = {"Mcp-Session-Id": response.headers["Mcp-Session-Id"], "MCP-Protocol-Version": MCP_PROTOCOL}
+            await response.read()
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        async with http.post(url, json=initialized, headers={**headers, **session}) as response:
+            assert response.status == 202
+        stream_headers = {**bearer(token), **session, "Accept": "text/event-stream"}
+        async with http.get(url, headers=stream_headers) as stream:
+            assert stream.status == 200 and stream.content_type == "text/event-stream"
+            started = time.monotonic()
+            code = await asyncio.to_thread(gateway.stop, STOP_TIMEOUT_S)
+            took = time.monotonic() - started
+            assert code == 0, f"gateway_mcp exited with {code} after {took:.1f} s"
+            assert took < 2 * HANDLER_GRACE_S + 3, f"stopping took {took:.1f} s"
     gateway.start()
     await asyncio.to_thread(gateway.wait_ready, 30.0)
