@@ -367,30 +367,27 @@ class Subscriber:
         self._ready = asyncio.Event()
 
     def offer(self, frame: str) -> bool:
-        """Send or queue a frame; False (nothing queued) when the queue is full. Closed clients drop frames."""
-        if self.closed is not None:
-            return True
+        """Send a frame (batched for the next flush) while the client keeps up, else queue it; False
+        (nothing queued) when the queue is full. Closed clients drop frames."""
         direct = self.direct
-        if direct is not None:
-            if not self._frames and direct.write(frame):
-                return True
-            direct.flush()  # what it holds goes out ahead of what is queued
-        if len(self._frames) >= self.capacity:
-            return False
-        self._frames.append(frame)
-        self._ready.set()
-        return True
+        if direct is not None and self.closed is None and not self._frames and direct.write(frame):
+            return True
+        return self._queue((frame,))
 
     def deliver(self, frames: Sequence[str], wire: bytes) -> bool:
         """Send a run of frames whose wire form, joined, is `wire` (built once for every client): in one
-        write while the client keeps up, else queued. False when the queue overflowed."""
+        write while the client keeps up, else queued. False when they overflowed the queue."""
+        direct = self.direct
+        if direct is not None and self.closed is None and not self._frames and direct.write_now(wire):
+            return True
+        return self._queue(frames)
+
+    def _queue(self, frames: Sequence[str]) -> bool:
+        """Queue frames for the pump, after whatever the direct writer holds; False if not all fit."""
         if self.closed is not None:
             return True
-        direct = self.direct
-        if direct is not None:
-            if not self._frames and direct.write_now(wire):
-                return True
-            direct.flush()  # what it holds goes out ahead of what is queued
+        if self.direct is not None:
+            self.direct.flush()  # what it holds goes out ahead of what is queued
         room = self.capacity - len(self._frames)
         self._frames.extend(frames[:room])
         self._ready.set()
