@@ -13,7 +13,7 @@ import contextlib
 import heapq
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -162,43 +162,6 @@ def venue_top(body: dict[str, object]) -> tuple[int, tuple[Levels, Levels]]:
     )
 
 
-class VenueGate:
-    """Holds the auditors' venue reads while a REST fault is armed on /api/v3/depth: the fault is meant
-    for the provider's snapshot fetch, and an auditor's read would otherwise take it instead."""
-
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._reading = 0
-        self.closures: list[tuple[float, float]] = []  # (monotonic time closed, seconds it stayed closed)
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
-        await self._open.wait()
-        self._reading += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._reading -= 1
-            if self._reading == 0:
-                self._idle.set()
-
-    @contextlib.asynccontextmanager
-    async def closed(self, timeout_s: float) -> AsyncIterator[None]:
-        self._open.clear()
-        closed_at = time.monotonic()
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-            yield
-        finally:
-            self._open.set()
-            self.closures.append((closed_at, time.monotonic() - closed_at))
-
-
 class AuditedBook:
     """A book copy plus a signal on progress, compared with the venue on request."""
 
@@ -216,12 +179,13 @@ class AuditedBook:
         self.voids.append(time.monotonic())
         self.progress.set()
 
-    async def compare(self, sim: aiohttp.ClientSession, gate: VenueGate, wait_s: float = 3.0) -> Comparison:
-        async with gate.read():
-            fetched_at = time.monotonic()
-            async with sim.get("/api/v3/depth", params={"symbol": self.symbol, "limit": str(TOP)}) as response:
-                response.raise_for_status()
-                body = await response.json()
+    async def compare(self, sim: aiohttp.ClientSession, wait_s: float = 3.0) -> Comparison:
+        fetched_at = time.monotonic()
+        # The control API's read of the venue's book: the REST faults aimed at the provider's
+        # snapshot fetches never answer it, and it costs no request weight.
+        async with sim.get("/control/depth", params={"symbol": self.symbol, "limit": str(TOP)}) as response:
+            response.raise_for_status()
+            body = await response.json()
         target, want = venue_top(body)
         deadline = time.monotonic() + wait_s
         while target not in self.book.history and self.book.last_id < target and time.monotonic() < deadline:
@@ -292,9 +256,9 @@ class GrpcAuditor(AuditedBook):
         self.progress.set()
 
 
-async def audit_loop(audited: AuditedBook, sim: aiohttp.ClientSession, gate: VenueGate, interval_s: float) -> None:
+async def audit_loop(audited: AuditedBook, sim: aiohttp.ClientSession, interval_s: float) -> None:
     """Compare one copy with the venue, again and again, until cancelled."""
     while True:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            await audited.compare(sim, gate)
+            await audited.compare(sim)
         await asyncio.sleep(interval_s)

@@ -145,15 +145,6 @@ def mean_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> d
     return {window: total / n for window, (total, n) in sums.items()}
 
 
-def sum_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
-    """Window index -> the values sampled in it added up, from (at_s, value) pairs."""
-    out: dict[int, float] = {}
-    for at_s, value in samples:
-        window = int(at_s // window_s)
-        out[window] = out.get(window, 0.0) + value
-    return out
-
-
 def max_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> dict[int, float]:
     """Window index -> the largest value sampled in it, from (at_s, value) pairs."""
     out: dict[int, float] = {}
@@ -223,7 +214,6 @@ class SoakFigures:
     loop_lag: Sequence[tuple[float, float]] = ()  # (at_s, s): how late the soak's own loop woke a timer
     marks: Mapping[str, float] = field(default_factory=dict)  # process action -> seconds since the load started
     in_sync: Sequence[tuple[float, float]] = ()  # (at_s, the provider's books in sync), every scrape
-    reads_held: Sequence[tuple[float, float]] = ()  # (at_s, s): the auditors' venue reads held for a REST fault
     notes: Sequence[str] = field(default_factory=tuple)
 
     @property
@@ -370,7 +360,6 @@ def _load_section(f: SoakFigures) -> list[str]:
     cpu = {name: cpu_by_window(f.cpu[name], LOAD_WINDOW_S) for name in names}
     lag = max_by_window(f.loop_lag, LOAD_WINDOW_S)
     in_sync = mean_by_window(f.in_sync, LOAD_WINDOW_S)
-    held = sum_by_window(f.reads_held, LOAD_WINDOW_S)
     windows = sorted({w for per in cpu.values() for w in per} | set(lag))
     marks: dict[int, list[str]] = {}
     for what, at_s in f.marks.items():
@@ -379,13 +368,11 @@ def _load_section(f: SoakFigures) -> list[str]:
         "## Machine load",
         "",
         "Cores used by each process (its children included), averaged over each minute of the load; the "
-        "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute; the "
-        "provider's books in sync, on average over its scrapes (every 0.5 s) in that minute; and how long "
-        "the auditors' venue reads were held for REST faults the provider had not met yet (no comparison, "
-        "so no recovery, can complete meanwhile).",
+        "soak's own loop lag is the longest a 50 ms timer of its event loop fired late in that minute; and the "
+        "provider's books in sync, on average over its scrapes (every 0.5 s) in that minute.",
         "",
-        "| minute | " + " | ".join(names) + " | total | soak loop lag | books in sync, mean | venue reads held | |",
-        "|---|" + "---|" * (len(names) + 5),
+        "| minute | " + " | ".join(names) + " | total | soak loop lag | books in sync, mean | |",
+        "|---|" + "---|" * (len(names) + 4),
     ]
     for w in windows:
         shares = [cpu[name].get(w) for name in names]
@@ -395,7 +382,7 @@ def _load_section(f: SoakFigures) -> list[str]:
         fewest = in_sync.get(w)
         lines.append(
             f"| {w + 1} | {cells} | {total:.2f} | {'n/a' if late is None else f'{late * 1000:.0f} ms'} | "
-            f"{'n/a' if fewest is None else f'{fewest:.0f}'} | {held.get(w, 0.0):.1f} s | "
+            f"{'n/a' if fewest is None else f'{fewest:.0f}'} | "
             f"{', '.join(marks.get(w, []))} |"
         )
     return [*lines, ""]

@@ -18,6 +18,9 @@ the hub's own fault and connection counters.
                                       then answer after s seconds
     POST /control/clock              {"offset_ms":N}
     GET  /control/counters
+    GET  /control/depth?symbol=&limit=   /api/v3/depth's answer, never matched by a REST fault and
+                                      charged no weight: for a harness checking the venue's book
+                                      while faults are aimed at its clients' reads
     POST /control/reset              disarm everything (counters are kept; the clock offset goes to 0)
     GET  /control/replay             replay progress;  POST /control/replay/start {"symbol":optional}
     POST /control/pattern            {"kind":"quote_stuffing"|"iceberg"|"flash_crash", "symbol":"ETHUSDT",
@@ -45,6 +48,7 @@ from exchange_sim.faults import (
 from exchange_sim.hub import StreamHub
 from exchange_sim.market.patterns import PatternError, PatternKind, PatternRunner
 from exchange_sim.market.replay import Replay
+from exchange_sim.wire import rest
 
 _REST_STATUSES = {f.value: f for f in RestFault if f.value is not None}
 _PATTERN_KINDS = {
@@ -363,6 +367,14 @@ def _handler(action: Callable[[dict[str, Any]], object]) -> Callable[[web.Reques
     return handle
 
 
+async def venue_depth(request: web.Request) -> web.Response:
+    """GET /control/depth: the venue's book as /api/v3/depth answers it, outside faults and weights."""
+    try:
+        return _json(await rest.depth(request, request.app[rest.VENUE], 0))
+    except rest.ApiError as exc:
+        return _json({"code": exc.code, "msg": exc.msg}, exc.status)
+
+
 def add_control_routes(
     app: web.Application,
     plan: FaultPlan,
@@ -373,3 +385,4 @@ def add_control_routes(
     """Serve the control API (only call this with SIM_CONTROL=on)."""
     for method, path, action in ControlApi(plan, hub, replay, patterns).routes():
         app.router.add_route(method, path, _handler(action))
+    app.router.add_get("/control/depth", venue_depth)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections import Counter
 
 import pytest
 
-from soak.auditor import BookCopy, Compared, Comparison, VenueGate
+from soak.auditor import BookCopy, Compared, Comparison
 from soak.faults import CONTROL_FAULTS, DEPTH_PATH, ScheduleConfig, SoakFault, build_schedule, control_calls
 from soak.report import CounterTotals, InjectedFault, percentile, recovery_time
 
@@ -90,34 +89,3 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([], 99) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
-
-
-async def test_the_venue_gate_holds_reads_while_closed_and_waits_for_reads_in_flight() -> None:
-    gate = VenueGate()
-    order: list[str] = []
-    entered = asyncio.Event()
-    release = asyncio.Event()
-
-    async def reader(name: str, hold: bool) -> None:
-        async with gate.read():
-            order.append(name)
-            entered.set()
-            if hold:
-                await release.wait()
-
-    async def closer() -> None:
-        async with gate.closed(5):
-            order.append("closed")
-            await asyncio.sleep(0)  # a reader arriving now must wait for the gate to open
-            order.append("opening")
-
-    first = asyncio.create_task(reader("first", hold=True))
-    await asyncio.wait_for(entered.wait(), 5)
-    closing = asyncio.create_task(closer())
-    await asyncio.sleep(0)
-    late = asyncio.create_task(reader("late", hold=False))
-    await asyncio.sleep(0)
-    assert order == ["first"]  # the closer waits for the read in flight
-    release.set()
-    await asyncio.wait_for(asyncio.gather(first, closing, late), 5)
-    assert order == ["first", "closed", "opening", "late"]

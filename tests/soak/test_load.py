@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from soak.report import CpuSample, cpu_by_window, max_by_window, mean_by_window, sum_by_window
+from soak.report import CpuSample, cpu_by_window, max_by_window, mean_by_window
 
 
 def test_cores_are_cpu_seconds_per_window_counted_per_process_lifetime() -> None:
@@ -23,7 +23,6 @@ def test_a_window_keeps_its_largest_sample() -> None:
     assert max_by_window([(1.0, 0.002), (59.0, 0.3), (61.0, 0.01)], 60.0) == {0: 0.3, 1: 0.01}
 
 
-def test_windows_keep_their_mean_or_their_sum() -> None:
+def test_windows_keep_their_mean() -> None:
     samples = [(1.0, 201.0), (30.0, 12.0), (59.0, 150.0), (61.0, 201.0)]
     assert mean_by_window(samples, 60.0) == {0: 121.0, 1: 201.0}
-    assert sum_by_window([(5.0, 2.5), (50.0, 1.0), (70.0, 30.0)], 60.0) == {0: 3.5, 1: 30.0}

@@ -103,6 +103,8 @@ async def test_control_routes_do_not_exist_when_off(start: Start) -> None:
     assert status == 404
     status, _ = await sim.post("/control/rest", {"status": 429})
     assert status == 404
+    status, _, _ = await sim.get("/control/depth?symbol=BNBUSDT")
+    assert status == 404
 
 
 def test_setting_parses() -> None:
@@ -228,6 +230,21 @@ async def test_order_unknown_arms_the_plan(sim: Sim) -> None:
     assert (status, body) == (200, {"pending": 2})
     assert [sim.plan.take_order_unknown() for _ in range(3)] == [True, True, False]
     assert (await sim.counters())["injected"]["order_unknown"] == 2
+
+
+async def test_the_venue_book_read_through_control_meets_no_fault_and_pays_no_weight(sim: Sim) -> None:
+    status, _ = await sim.post("/control/rest", {"status": 503, "count": 1, "path": "/api/v3/depth"})
+    assert status == 200
+    _, _, before = await sim.get("/api/v3/time")
+    status, book, _ = await sim.get("/control/depth?symbol=BNBUSDT&limit=5")
+    assert status == 200 and len(book["bids"]) == 5 and len(book["asks"]) == 5 and book["lastUpdateId"] > 0
+    _, _, after = await sim.get("/api/v3/time")
+    used = "X-MBX-USED-WEIGHT-1M"
+    assert int(after[used]) == int(before[used]) + 1  # /api/v3/time's own weight: the read cost none
+    status, _, _ = await sim.get("/api/v3/depth?symbol=BNBUSDT&limit=5")
+    assert status == 503  # the fault was still armed for the venue's own clients
+    status, error, _ = await sim.get("/control/depth?symbol=NOPEUSDT")
+    assert (status, error["code"]) == (400, -1121)
 
 
 async def test_order_slow_arms_the_plan(sim: Sim) -> None:
