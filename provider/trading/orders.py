@@ -164,10 +164,9 @@ class OrderManager:
         self._kill_reason: str | None = None
         self._sent: OrderedDict[str, _Record] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
-        self._placing = 0
-        self._idle = asyncio.Event()
+        self._placements: set[asyncio.Task[PlacedOrder]] = set()  # in flight, their callers waiting or not
+        self._idle = asyncio.Event()  # set while none is
         self._idle.set()
-        self._placements: set[asyncio.Task[PlacedOrder]] = set()
 
     # ------------------------------------------------------------------ switches
 
@@ -260,11 +259,10 @@ class OrderManager:
         request, rules, notional = await self._checked(request)
         client_id = request.client_order_id or self._new_id()
         request = replace(request, client_order_id=client_id)
-        self._placing += 1
-        self._idle.clear()
         task = asyncio.create_task(self._place(request, rules, notional), name=f"order {client_id}")
         self._placements.add(task)
-        task.add_done_callback(self._placements.discard)
+        self._idle.clear()
+        task.add_done_callback(self._placed)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -272,6 +270,11 @@ class OrderManager:
                 log.warning("order %s: the caller stopped waiting; the placement goes on", client_id)
                 task.add_done_callback(_log_outcome)
             raise
+
+    def _placed(self, task: asyncio.Task[PlacedOrder]) -> None:
+        self._placements.discard(task)
+        if not self._placements:
+            self._idle.set()
 
     @property
     def in_flight(self) -> int:
@@ -302,9 +305,6 @@ class OrderManager:
                 await self._check_symbol_cap(request.symbol, rules.quote_asset, notional)
                 return await self._send(request, rules, notional)
         finally:
-            self._placing -= 1
-            if self._placing == 0:
-                self._idle.set()
             if not lock.locked() and self._locks.get(client_id) is lock:
                 del self._locks[client_id]
 
