@@ -25,6 +25,7 @@ from provider.service.analytics import AnalyticsServicer
 from provider.service.market_data import MarketDataServicer
 from provider.service.server import ProviderServer
 from provider.service.trading import TradingServicer
+from provider.trading.journal import PlacementJournal
 from provider.trading.orders import OrderManager, TradingLimits
 from provider.venue import VenueMonitor, VenueStatus
 from service_runtime.config import ConfigError
@@ -66,8 +67,12 @@ async def serve(config: ProviderConfig) -> int:
         hub.attach_recorder(recorder)
         # User data over the WS API needs credentials; without them account calls are refused.
         user_data = UserDataClient(session, rest, signer, UserDataConfig(config.urls.ws_api)) if signer else None
+        journal = PlacementJournal(config.data_dir / "orders")
         orders = OrderManager(
-            rest, hub, TradingLimits(config.trading, config.max_order_notional, config.max_symbol_notional)
+            rest,
+            hub,
+            TradingLimits(config.trading, config.max_order_notional, config.max_symbol_notional),
+            journal=journal,
         )
         server = ProviderServer(
             config.grpc_addr,
@@ -80,6 +85,7 @@ async def serve(config: ProviderConfig) -> int:
         # too. Shutdown is the reverse: stop gRPC, let placements whose callers left finish, then
         # user data, recording, streams, then flush the history and close it.
         async with contextlib.AsyncExitStack() as running:
+            running.callback(journal.close)
             running.callback(store.close)
             await writer.start()
             running.push_async_callback(writer.close)  # flushes what the recorder handed over

@@ -25,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from enum import Enum
 from typing import Any, Final, Protocol, TypeVar
 
 from provider.binance import wire
@@ -49,6 +47,7 @@ from provider.errors import (
     UnexpectedResponse,
 )
 from provider.marketdata.model import AvgPrice, SymbolRules
+from provider.trading.journal import PlacementJournal, SentRecord, SentState
 from provider.trading.model import (
     KillSwitchResult,
     Order,
@@ -78,7 +77,6 @@ T = TypeVar("T")
 MAX_ALL_ORDERS_LIMIT: Final = 1000
 DEFAULT_ALL_ORDERS_LIMIT: Final = 500
 MAX_WINDOW_MS: Final = 24 * 60 * 60 * 1000
-_REMEMBERED_IDS: Final = 10_000
 _INSUFFICIENT: Final = "insufficient balance"
 
 
@@ -134,18 +132,6 @@ def new_client_order_id() -> str:
     return f"pv-{secrets.token_hex(12)}"
 
 
-class _Sent(Enum):
-    PLACED = 1
-    UNKNOWN = 2
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    state: _Sent
-    symbol: str
-    since_ms: int
-
-
 class OrderManager:
     def __init__(
         self,
@@ -155,14 +141,16 @@ class OrderManager:
         *,
         policy: ReconcilePolicy = ReconcilePolicy(),
         new_id: Callable[[], str] = new_client_order_id,
+        journal: PlacementJournal | None = None,
     ) -> None:
+        """:param journal: what was sent under each client order id; in memory only by default."""
         self._rest = rest
         self._rules = rules
         self._limits = limits
         self._policy = policy
         self._new_id = new_id
         self._kill_reason: str | None = None
-        self._sent: OrderedDict[str, _Record] = OrderedDict()
+        self._journal = journal if journal is not None else PlacementJournal()
         self._locks: dict[str, asyncio.Lock] = {}
         self._placements: set[asyncio.Task[PlacedOrder]] = set()  # in flight, their callers waiting or not
         self._idle = asyncio.Event()  # set while none is
@@ -312,7 +300,7 @@ class OrderManager:
         """An earlier placement with this client id, learnt by querying; None if it may be sent."""
         client_id = request.client_order_id
         assert client_id is not None
-        record = self._sent.get(client_id)
+        record = self._journal.get(client_id)
         if record is None:
             return None
         if record.symbol != request.symbol:
@@ -321,13 +309,14 @@ class OrderManager:
             )
         found = await self._query_by_client_id(request.symbol, client_id, attempts=1)
         if found is not None:
-            self._remember(client_id, _Sent.PLACED, request.symbol)
+            self._remember(client_id, SentState.PLACED, request.symbol)
             return PlacedOrder(found, reconciled=True)
         now = self._rest.clock.now_ms()
-        if record.state is _Sent.UNKNOWN and now - record.since_ms >= self._policy.absent_after_ms:
+        # UNKNOWN, or SENDING from before a restart: the outcome was never learnt.
+        if record.state is not SentState.PLACED and now - record.since_ms >= self._policy.absent_after_ms:
             log.info("order %s: absent %d ms after an unknown outcome; sending it", client_id, now - record.since_ms)
             return None
-        if record.state is _Sent.PLACED:
+        if record.state is SentState.PLACED:
             # Placed, yet the exchange has no such order now (archived): never place it again.
             raise InvalidArgument("client_order_id", f"client_order_id {client_id} was already used")
         return PlacedOrder(_unknown_order(request), reconciled=True)
@@ -336,24 +325,31 @@ class OrderManager:
         client_id = request.client_order_id
         assert client_id is not None
         params = wire.new_order_params(request, client_id)
+        # On record before the request leaves: if the provider stops before the answer comes, the
+        # next attempt with this id asks the exchange first.
+        self._remember(client_id, SentState.SENDING, request.symbol)
         try:
             body = await self._rest.signed(Method.POST, ApiPath.ORDER, params, weight=Weight.ORDER, order=True)
         except ExecutionUnknown as exc:
-            self._remember(client_id, _Sent.UNKNOWN, request.symbol)
+            self._remember(client_id, SentState.UNKNOWN, request.symbol)
             log.warning("order %s: %s; reconciling by client order id", client_id, exc.message)
             return await self._reconcile(request)
         except BinanceError as exc:
+            self._journal.drop(client_id)  # refused: nothing was placed
             if exc.code == CODE_NEW_ORDER_REJECTED and _INSUFFICIENT in exc.msg.lower():
                 raise await self._insufficient(request, rules, notional, exc) from exc
+            raise
+        except Exception:
+            self._journal.drop(client_id)  # not sent, or refused (the REST client says so for orders)
             raise
         try:
             placed = wire.parse_placed_order(body)
         except WireFormatError as exc:
             # The order exists but the answer is unreadable: learn its state by querying.
-            self._remember(client_id, _Sent.UNKNOWN, request.symbol)
+            self._remember(client_id, SentState.UNKNOWN, request.symbol)
             log.warning("order %s: unreadable answer (%s); reconciling", client_id, exc)
             return await self._reconcile(request)
-        self._remember(client_id, _Sent.PLACED, request.symbol)
+        self._remember(client_id, SentState.PLACED, request.symbol)
         return placed
 
     async def _reconcile(self, request: OrderRequest) -> PlacedOrder:
@@ -363,7 +359,7 @@ class OrderManager:
         if found is None:
             log.warning("order %s: outcome still unknown; reported as UNKNOWN", request.client_order_id)
             return PlacedOrder(_unknown_order(request), reconciled=True)
-        self._remember(request.client_order_id, _Sent.PLACED, request.symbol)
+        self._remember(request.client_order_id, SentState.PLACED, request.symbol)
         return PlacedOrder(found, reconciled=True)
 
     async def _query_by_client_id(self, symbol: str, client_id: str, *, attempts: int) -> Order | None:
@@ -380,11 +376,8 @@ class OrderManager:
                 log.warning("order %s: query failed: %s", client_id, exc.message)
         return None
 
-    def _remember(self, client_id: str, state: _Sent, symbol: str) -> None:
-        self._sent[client_id] = _Record(state, symbol, self._rest.clock.now_ms())
-        self._sent.move_to_end(client_id)
-        while len(self._sent) > _REMEMBERED_IDS:
-            self._sent.popitem(last=False)
+    def _remember(self, client_id: str, state: SentState, symbol: str) -> None:
+        self._journal.put(client_id, SentRecord(state, symbol, self._rest.clock.now_ms()))
 
     async def _insufficient(
         self, request: OrderRequest, rules: SymbolRules, notional: Decimal | None, error: BinanceError

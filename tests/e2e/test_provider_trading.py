@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
@@ -185,3 +187,50 @@ async def test_trading_off_by_default(system: System) -> None:
         info, code = error_info(caught.value)
         assert code == grpc.StatusCode.FAILED_PRECONDITION and info.reason == "ERROR_REASON_TRADING_DISABLED"
         assert not (await stub.GetTradingStatus(t.GetTradingStatusRequest())).trading_enabled
+
+
+async def test_an_order_sent_when_the_provider_was_killed_is_not_placed_again_by_the_retry(
+    trading_system: System, clients: tuple[t_grpc.TradingAsyncStub, aiohttp.ClientSession]
+) -> None:
+    # kill -9 while the venue holds the answer of an order it executed. The provider journaled the
+    # client order id before sending; once restarted it asks the venue before sending it again.
+    stub, sim = clients
+
+    async def slow_answers() -> int:  # counted when the venue executes the order and starts holding
+        async with sim.get("/control/counters") as response:
+            return int((await response.json())["injected"]["order_slow"])
+
+    held_before = await slow_answers()
+    async with sim.post("/control/order_slow", json={"count": 1, "hold_seconds": 5}) as response:
+        assert response.status == 200
+    spec = t.OrderSpec(
+        symbol="BTCUSDT", side=c.SIDE_BUY, type=c.ORDER_TYPE_MARKET, quantity="0.001", client_order_id="e2e-kill-1"
+    )
+
+    async def place() -> t.PlaceOrderResponse:
+        return await stub.PlaceOrder(t.PlaceOrderRequest(order=spec), timeout=30)
+
+    first = asyncio.create_task(place())
+    deadline = time.monotonic() + 15
+    while await slow_answers() == held_before:  # until the venue executed the order and holds its answer
+        assert not first.done() and time.monotonic() < deadline, "the order never reached the venue"
+        await asyncio.sleep(0.05)
+    provider = trading_system.process("provider")
+    await asyncio.to_thread(provider.kill)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await first
+    await asyncio.to_thread(provider.stop)  # reaps it and closes its log
+    provider.start()
+    await asyncio.to_thread(provider.wait_ready, 60.0)
+    deadline = time.monotonic() + 30
+    while True:  # the caller's retry; UNAVAILABLE until the new provider has loaded the exchange's rules
+        try:
+            again = await stub.PlaceOrder(t.PlaceOrderRequest(order=spec), timeout=30, wait_for_ready=True)
+            break
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+    assert again.reconciled and again.order.status == c.ORDER_STATUS_FILLED and again.order.order_id > 0
+    page = await stub.GetAllOrders(t.GetAllOrdersRequest(symbol="BTCUSDT", limit=1000))
+    assert [o.client_order_id for o in page.orders].count("e2e-kill-1") == 1

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from provider.errors import (
     TradingDisabled,
 )
 from provider.marketdata.model import AvgPrice, SymbolRules
+from provider.trading.journal import PlacementJournal
 from provider.trading.model import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from provider.trading.orders import OrderManager, ReconcilePolicy, TradingLimits
 from tests.provider.trading.rules import btcusdt
@@ -297,3 +299,59 @@ async def test_close_waits_for_placements_in_flight_then_cancels_what_is_left() 
     finished.answer_after.set()
     await asyncio.wait_for(orders.close(timeout_s=5), 5)  # waits for it to finish
     assert (await caller).order.status is OrderStatus.NEW
+
+
+def restarted(rest: FakeRest, journal: PlacementJournal) -> OrderManager:
+    """An order manager of a provider started again on the same journal."""
+    return OrderManager(rest, Rules(), TradingLimits(True), policy=FAST, journal=journal)
+
+
+SLOW = OrderRequest(
+    "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, "0.001", price="45000.12", client_order_id="crash-1"
+)
+
+
+async def test_an_id_sent_before_a_crash_is_asked_for_before_it_is_sent_again(tmp_path: Path) -> None:
+    rest = FakeRest(answer_after=asyncio.Event())
+    journal = PlacementJournal(tmp_path / "orders")
+    caller = asyncio.create_task(restarted(rest, journal).place(SLOW))
+    await asyncio.wait_for(rest.posted.wait(), 5)  # on the exchange; the provider dies before the answer
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    journal.close()
+    after = restarted(rest, PlacementJournal(tmp_path / "orders"))
+    retry = await after.place(SLOW)
+    assert retry.reconciled and retry.order.order_id == 1
+    assert rest.posts() == 1
+
+
+async def test_an_id_sent_before_a_crash_and_not_found_is_not_sent_until_long_absent(tmp_path: Path) -> None:
+    rest = FakeRest(answer_after=asyncio.Event())
+    journal = PlacementJournal(tmp_path / "orders")
+    caller = asyncio.create_task(restarted(rest, journal).place(SLOW))
+    await asyncio.wait_for(rest.posted.wait(), 5)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    journal.close()
+    rest.orders.clear()  # the exchange never executed it
+    rest.answer_after = None
+    after = restarted(rest, PlacementJournal(tmp_path / "orders"))
+    assert (await after.place(SLOW)).order.status is OrderStatus.UNKNOWN  # too early to call it absent
+    assert rest.posts() == 1
+    rest.clock.now += 30_000
+    assert (await after.place(SLOW)).order.status is OrderStatus.NEW
+    assert rest.posts() == 2
+
+
+async def test_a_refused_order_leaves_no_record_so_it_may_be_sent_again() -> None:
+    rest = FakeRest(reject=BinanceError(-2010, "Account has insufficient balance for requested action.", 400))
+    journal = PlacementJournal()
+    orders = restarted(rest, journal)
+    with pytest.raises(InsufficientBalance):
+        await orders.place(SLOW)
+    assert journal.get("crash-1") is None
+    rest.reject = None
+    assert (await orders.place(SLOW)).order.status is OrderStatus.NEW
+    assert rest.posts() == 2
