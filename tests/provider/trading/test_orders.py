@@ -311,33 +311,35 @@ SLOW = OrderRequest(
 )
 
 
-async def test_an_id_sent_before_a_crash_is_asked_for_before_it_is_sent_again(tmp_path: Path) -> None:
-    rest = FakeRest(answer_after=asyncio.Event())
-    journal = PlacementJournal(tmp_path / "orders")
-    caller = asyncio.create_task(restarted(rest, journal).place(SLOW))
+async def crash_mid_placement(rest: FakeRest, journal_dir: Path) -> OrderManager:
+    """SLOW placed, the provider stopped while the exchange held the answer, then started again."""
+    rest.answer_after = asyncio.Event()
+    journal = PlacementJournal(journal_dir)
+    before = restarted(rest, journal)
+    caller = asyncio.create_task(before.place(SLOW))
     await asyncio.wait_for(rest.posted.wait(), 5)  # on the exchange; the provider dies before the answer
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
+    await before.close(timeout_s=0)  # the placement ends with its process, its outcome unlearnt
+    assert before.in_flight == 0
     journal.close()
-    after = restarted(rest, PlacementJournal(tmp_path / "orders"))
+    rest.answer_after = None
+    return restarted(rest, PlacementJournal(journal_dir))
+
+
+async def test_an_id_sent_before_a_crash_is_asked_for_before_it_is_sent_again(tmp_path: Path) -> None:
+    rest = FakeRest()
+    after = await crash_mid_placement(rest, tmp_path / "orders")
     retry = await after.place(SLOW)
     assert retry.reconciled and retry.order.order_id == 1
     assert rest.posts() == 1
 
 
 async def test_an_id_sent_before_a_crash_and_not_found_is_not_sent_until_long_absent(tmp_path: Path) -> None:
-    rest = FakeRest(answer_after=asyncio.Event())
-    journal = PlacementJournal(tmp_path / "orders")
-    caller = asyncio.create_task(restarted(rest, journal).place(SLOW))
-    await asyncio.wait_for(rest.posted.wait(), 5)
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
-    journal.close()
+    rest = FakeRest()
+    after = await crash_mid_placement(rest, tmp_path / "orders")
     rest.orders.clear()  # the exchange never executed it
-    rest.answer_after = None
-    after = restarted(rest, PlacementJournal(tmp_path / "orders"))
     assert (await after.place(SLOW)).order.status is OrderStatus.UNKNOWN  # too early to call it absent
     assert rest.posts() == 1
     rest.clock.now += 30_000
