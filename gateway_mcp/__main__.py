@@ -23,6 +23,16 @@ from service_runtime.logs import configure_logging
 log = logging.getLogger("gateway_mcp")
 
 
+class _CutAtShutdown(logging.Filter):
+    """uvicorn reports each request it cancels at the end of its bounded graceful shutdown (an
+    assistant's open event stream, most often) as an exception of the ASGI app, with a traceback.
+    Those cancellations are the bound working: its own "Cancel N running task(s)" line says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: this process's run loop decides when to stop."""
 
@@ -51,6 +61,7 @@ async def serve_http(config: McpGatewayConfig) -> int:
             timeout_graceful_shutdown=math.ceil(HANDLER_GRACE_S),
         )
     )
+    logging.getLogger("uvicorn.error").addFilter(_CutAtShutdown())
     serving = asyncio.create_task(server.serve(), name="uvicorn")
     stop = asyncio.create_task(wait_for_stop_signal(), name="stop-signal")
     done, _ = await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -109,5 +109,8 @@ async def test_an_open_mcp_event_stream_does_not_hold_the_mcp_gateway_past_its_s
             took = time.monotonic() - started
             assert code == 0, f"gateway_mcp exited with {code} after {took:.1f} s"
             assert took < 2 * HANDLER_GRACE_S + 3, f"stopping took {took:.1f} s"
+    assert gateway.log_path is not None
+    stop_log = gateway.log_path.read_text().rsplit("gateway_mcp: stopping", 1)[-1]
+    assert "Traceback" not in stop_log  # cutting the stream is expected: no exception report
     gateway.start()
     await asyncio.to_thread(gateway.wait_ready, 30.0)
