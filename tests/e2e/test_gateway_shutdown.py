@@ -26,18 +26,12 @@ from launcher.system import System
 from service_runtime.http_serving import HANDLER_GRACE_S
 from tests.e2e.conftest import running_system
 from tests.e2e.test_http_market_data import bearer, metric, metrics_text
+from tests.e2e.test_mcp_market import INIT, PROTOCOL
 
 pytestmark = pytest.mark.timeout(120)
 
 ROUTE = "/api/v1/ticker/price"
 STOP_TIMEOUT_S = 9.0  # what the test allows, under the launcher's 10 s
-MCP_PROTOCOL = "2025-06-18"
-MCP_INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": MCP_PROTOCOL, "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}},
-}
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +88,9 @@ async def test_an_open_mcp_event_stream_does_not_hold_the_mcp_gateway_past_its_s
     url = f"http://127.0.0.1:{system.ports.mcp}/mcp"
     headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        async with http.post(url, json=MCP_INITIALIZE, headers=headers) as response:
+        async with http.post(url, json=INIT, headers=headers) as response:
             assert response.status == 200, await response.text()
-            session = {"Mcp-Session-Id": response.headers["Mcp-Session-Id"], "MCP-Protocol-Version": MCP_PROTOCOL}
+            session = {"Mcp-Session-Id": response.headers["Mcp-Session-Id"], "MCP-Protocol-Version": PROTOCOL}
             await response.read()
         initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         async with http.post(url, json=initialized, headers={**headers, **session}) as response:
