@@ -984,14 +984,20 @@ class Events:
         return self.t * 1000 - self.e
 
 
-def added_latency_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], int]:
-    """For each WS event, its receive time minus the baseline's first receive of the same event."""
+def match_events(ws: Events, base: Events) -> tuple[NDArray[np.intp], NDArray[np.bool_], NDArray[np.float64]]:
+    """For each WS event: the index of its event among the baseline's distinct ones, whether the
+    baseline had it at all, and (per distinct event) the baseline's first receive time."""
     keys, first = np.unique(base.keys(), return_index=True)
     wanted = ws.keys()
     at = np.clip(np.searchsorted(keys, wanted), 0, max(0, len(keys) - 1))
     found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
-    added = (ws.t[found] - base.t[first[at[found]]]) * 1000
-    return added, int((~found).sum())
+    return at, found, base.t[first]
+
+
+def added_latency_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], int]:
+    """For each WS event, its receive time minus the baseline's first receive of the same event."""
+    at, found, base_t = match_events(ws, base)
+    return (ws.t[found] - base_t[at[found]]) * 1000, int((~found).sum())
 
 
 FLUSH_HISTOGRAMS = ("gateway_http_ws_flush_seconds", "gateway_http_ws_batch_delay_seconds")
@@ -1034,10 +1040,7 @@ def first_and_last_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], ND
     """Per event: the added latency of the first WS client to receive it, and of the last. The first
     shows the delay before the fan-out (reading the upstream, then one write); last minus first is
     the fan-out's own spread."""
-    keys, first_at = np.unique(base.keys(), return_index=True)
-    wanted = ws.keys()
-    at = np.clip(np.searchsorted(keys, wanted), 0, max(0, len(keys) - 1))
-    found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
+    at, found, base_t = match_events(ws, base)
     event, t = at[found], ws.t[found]
     if not len(event):
         return np.zeros(0), np.zeros(0)
@@ -1045,8 +1048,8 @@ def first_and_last_ms(ws: Events, base: Events) -> tuple[NDArray[np.float64], ND
     event, t = event[order], t[order]
     starts = np.flatnonzero(np.r_[True, event[1:] != event[:-1]])
     ends = np.r_[starts[1:], len(event)] - 1
-    base_t = base.t[first_at[event[starts]]]
-    return (t[starts] - base_t) * 1000, (t[ends] - base_t) * 1000
+    sent = base_t[event[starts]]
+    return (t[starts] - sent) * 1000, (t[ends] - sent) * 1000
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,8 @@ class FaultPlan:
         self.armed[FaultKind.ORDER_UNKNOWN] += 1
 
     def arm_order_slow(self, count: int, hold_s: float) -> None:
-        """The next `count` REST placements execute, then answer only after `hold_s` seconds."""
+        """The next `count` REST placements execute, then answer only after `hold_s` seconds (arming
+        again adds to the count and sets the hold for every placement still to come)."""
         if count < 1:
             raise ValueError("count must be at least 1")
         if hold_s <= 0:

@@ -98,7 +98,8 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
-        in_flight = metrics.in_flight.labels(route=route_label(request), method=request.method)
+        route = route_label(request)
+        in_flight = metrics.in_flight.labels(route=route, method=request.method)
         in_flight.inc()
         try:
             response = await handler(request)
@@ -112,7 +113,6 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             raise
         finally:
             in_flight.dec()
-            route = route_label(request)
             metrics.requests.labels(route=route, method=request.method, status=str(status)).inc()
             metrics.latency.labels(route=route, method=request.method).observe(time.perf_counter() - started)
 

@@ -307,13 +307,17 @@ class DirectWriter:
         self._batch: list[bytes] = []
         self._batch_bytes = 0
 
-    def write(self, text: str) -> bool:
-        """Batch the frame for the next flush; False (nothing batched) if the connection is closing
-        or backed up."""
+    def _takes_more(self) -> bool:
+        """The connection is open and holds less than its high-water mark unsent, batch included."""
         transport = self._transport
         if self._ws.closed or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() + self._batch_bytes >= self._high_water:
+        return transport.get_write_buffer_size() + self._batch_bytes < self._high_water
+
+    def write(self, text: str) -> bool:
+        """Batch the frame for the next flush; False (nothing batched) if the connection is closing
+        or backed up."""
+        if not self._takes_more():
             return False
         wire = _WIRE.wire(text)
         if not self._batch:
@@ -335,16 +339,13 @@ class DirectWriter:
     def write_now(self, wire: bytes) -> bool:
         """Write frames already in wire form now, after anything batched; False (nothing written) if
         the connection is closing or backed up, as `write`."""
-        transport = self._transport
-        if self._ws.closed or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() + self._batch_bytes >= self._high_water:
+        if not self._takes_more():
             return False
         if self._batch:
             self._batch.append(wire)
             self.flush()
         else:
-            transport.write(wire)
+            self._transport.write(wire)
         return True
 
 

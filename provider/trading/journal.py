@@ -62,7 +62,7 @@ class PlacementJournal:
                 rows.append((since_ms, bytes(key).decode(), SentRecord(SentState(state), symbol, since_ms)))
         for _, client_id, record in sorted(rows, key=lambda row: row[0]):  # oldest first, as they came
             self._records[client_id] = record
-        self._evict()
+        self._write({}, self._evicted())
 
     def get(self, client_id: str) -> SentRecord | None:
         return self._records.get(client_id)
@@ -70,24 +70,28 @@ class PlacementJournal:
     def put(self, client_id: str, record: SentRecord) -> None:
         self._records[client_id] = record
         self._records.move_to_end(client_id)
-        if self._env is not None:
-            with self._env.begin(write=True) as txn:
-                txn.put(client_id.encode(), msgpack.packb([record.state.value, record.symbol, record.since_ms]))
-        self._evict()
+        self._write({client_id: record}, self._evicted())
 
     def drop(self, client_id: str) -> None:
-        if self._records.pop(client_id, None) is not None and self._env is not None:
-            with self._env.begin(write=True) as txn:
-                txn.delete(client_id.encode())
+        if self._records.pop(client_id, None) is not None:
+            self._write({}, [client_id])
 
-    def _evict(self) -> None:
+    def _evicted(self) -> list[str]:
+        """Forget the oldest records past the capacity; their ids."""
         evicted = []
         while len(self._records) > self._capacity:
             evicted.append(self._records.popitem(last=False)[0])
-        if evicted and self._env is not None:
-            with self._env.begin(write=True) as txn:
-                for client_id in evicted:
-                    txn.delete(client_id.encode())
+        return evicted
+
+    def _write(self, records: dict[str, SentRecord], deleted: list[str]) -> None:
+        """One LMDB transaction for a change of the records (nothing to do in memory only)."""
+        if self._env is None or not (records or deleted):
+            return
+        with self._env.begin(write=True) as txn:
+            for client_id, record in records.items():
+                txn.put(client_id.encode(), msgpack.packb([record.state.value, record.symbol, record.since_ms]))
+            for client_id in deleted:
+                txn.delete(client_id.encode())
 
     def __len__(self) -> int:
         return len(self._records)

@@ -334,13 +334,16 @@ class OrderManager:
             self._remember(client_id, SentState.UNKNOWN, request.symbol)
             log.warning("order %s: %s; reconciling by client order id", client_id, exc.message)
             return await self._reconcile(request)
-        except BinanceError as exc:
-            self._journal.drop(client_id)  # refused: nothing was placed
-            if exc.code == CODE_NEW_ORDER_REJECTED and _INSUFFICIENT in exc.msg.lower():
+        except Exception as exc:
+            # Refused, or never sent: for an order call the REST client raises ExecutionUnknown
+            # whenever the request may have left. Nothing was placed under this id.
+            self._journal.drop(client_id)
+            if (
+                isinstance(exc, BinanceError)
+                and exc.code == CODE_NEW_ORDER_REJECTED
+                and _INSUFFICIENT in exc.msg.lower()
+            ):
                 raise await self._insufficient(request, rules, notional, exc) from exc
-            raise
-        except Exception:
-            self._journal.drop(client_id)  # not sent, or refused (the REST client says so for orders)
             raise
         try:
             placed = wire.parse_placed_order(body)
