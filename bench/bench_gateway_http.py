@@ -5,7 +5,9 @@ Run from the repo root:  .venv/bin/python bench/bench_gateway_http.py [--quick] 
 Simulator, provider and gateway_http run as real processes (`launcher.system`, free loopback ports,
 a read-scope bearer token, the per-token rate limit off and the WebSocket cap raised for the load).
 Every load generator and baseline runs in processes of its own (this script with `--worker ROLE`,
-under uvloop); they measure over one wall-clock window given by the parent, which samples every
+under uvloop; the fan-out's WebSocket clients are, where gcc is found, the native client
+bench/ws_reader.c, so that reading thousands of sockets takes little of the cores the gateway
+needs); they measure over one wall-clock window given by the parent, which samples every
 process's CPU (servers and clients) from /proc over that window (mean, peak per 0.2 s, and time
 its main thread waited for a core) and says what limits the figure. Other work on the machine
 shows as "machine" CPU beyond these processes.
@@ -65,6 +67,7 @@ from binance.provider.v1 import market_data_pb2_grpc as md_grpc  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from bench import ws_reader  # noqa: E402
 from gateway_auth.tokens import Scope, TokenStore  # noqa: E402
 from launcher.processes import ManagedProcess, child_pids, free_port  # noqa: E402
 from launcher.system import Ports, System, build_system  # noqa: E402
@@ -174,20 +177,23 @@ def fmt_cores(window: CpuWindow) -> str:
 class Worker:
     """The parent's handle on one worker process."""
 
-    def __init__(self, name: str, role: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, role: str, config: dict[str, Any], command: Sequence[str] = ()) -> None:
         self.name = name  # in the CPU figures
         self.role = role
-        self.config = config
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
+        # A program of its own speaking the same protocol (the native WebSocket client), else this script.
+        self.command = list(command) or [
             sys.executable,
             "-m",
             "bench.bench_gateway_http",
             "--worker",
-            self.role,
-            json.dumps(self.config),
+            role,
+            json.dumps(config),
+        ]
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -1117,6 +1123,7 @@ async def fanout_run(
     for i in range(clients):
         sym = i % len(stream.symbols)
         assigned[i % procs].append((stream.path(stream.symbols[sym]), sym))
+    connect_timeout = 30 + 0.03 * clients
     ws_workers = [
         Worker(
             f"client{p}",
@@ -1125,10 +1132,15 @@ async def fanout_run(
                 "port": ports.http,
                 "token": token,
                 "clients": assigned[p],
-                "connect_timeout": 30 + 0.03 * clients,
+                "connect_timeout": connect_timeout,
                 "client": args.ws_client,
                 "out": str(tmp / f"{tag}-ws{p}.npz"),
             },
+            ws_reader.command(
+                ws_reader.build(tmp), ports.http, token, assigned[p], connect_timeout, tmp / f"{tag}-ws{p}.bin"
+            )
+            if args.ws_client == "native"
+            else (),
         )
         for p in range(procs)
     ]
@@ -1143,6 +1155,9 @@ async def fanout_run(
         flush_stats.read,
     )
     end = start + args.ws_seconds
+    if args.ws_client == "native":
+        for p in range(procs):
+            ws_reader.to_npz(tmp / f"{tag}-ws{p}.bin", tmp / f"{tag}-ws{p}.npz")
     base = Events.load([tmp / f"{tag}-grpc.npz"])
     sim = Events.load([tmp / f"{tag}-sim.npz"])
     ws = Events.load([tmp / f"{tag}-ws{p}.npz" for p in range(procs)])
@@ -1233,7 +1248,7 @@ async def fanout_part(args: argparse.Namespace) -> None:
 def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     print(
         f"{args.ws_seconds:.0f} s window after {args.warmup:.0f} s warm-up; clients in {args.ws_procs} processes "
-        f"({args.ws_client} client, uvloop); depth clients spread over {args.ws_symbols} synthetic symbols; "
+        f"({args.ws_client} client); depth clients spread over {args.ws_symbols} synthetic symbols; "
         f"bookTicker: {REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace; "
         f"gateway_http workers: {args.gateway_workers}"
     )
@@ -1306,9 +1321,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ws-seconds", type=float, default=10.0, help="fan-out: measured seconds per run")
     parser.add_argument(
         "--ws-client",
-        choices=("light", "aiohttp"),
-        default="light",
-        help="fan-out: WebSocket client (light: a minimal one on an asyncio protocol, as the REST clients)",
+        choices=("native", "light", "aiohttp"),
+        help="fan-out: WebSocket client. native (the default where gcc is found): bench/ws_reader.c, a few µs "
+        "of CPU per read; light: a minimal one in Python on an asyncio protocol, as the REST clients",
     )
     parser.add_argument("--ws-procs", type=int, default=2, help="fan-out: client processes")
     parser.add_argument(
@@ -1323,6 +1338,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="fan-out: seconds between ready and measuring")
     parser.add_argument("--lead", type=float, default=1.0, help="REST: warm-up seconds before each window")
     args = parser.parse_args(argv)
+    if args.ws_client is None:
+        args.ws_client = "native" if ws_reader.compiler() else "light"
     if args.quick:
         args.rounds, args.rest_seconds, args.ws_seconds, args.warmup = 2, 2.0, 4.0, 1.0
         args.ws_clients = [c for c in args.ws_clients if c <= 500] or args.ws_clients[:1]

@@ -786,7 +786,9 @@ class Upstream:
             await asyncio.sleep(max(self._backoff.delay(failures), retry_after_s))
 
 
-_FAN_OUT_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_FAN_OUT_BUCKETS_S = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0
+)
 
 
 class StreamHub:
