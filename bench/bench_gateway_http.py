@@ -234,9 +234,11 @@ async def run_workers(
     pids: dict[str, int],
     ready_timeout: float,
     at_edges: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    not_before: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], CpuWindow, float]:
-    """Start the workers (in order: earlier ones are ready before later ones start), run one window;
-    `at_edges` is awaited as the window starts and as it ends.
+    """Start the workers (in order: earlier ones are ready before later ones start), run one window,
+    starting `lead_s` after all are ready and not before the wall time `not_before`; `at_edges` is
+    awaited as the window starts and as it ends.
 
     Returns each worker's ready and result messages, the CPU window and the window's start time.
     """
@@ -248,7 +250,7 @@ async def run_workers(
         for worker in workers:
             assert worker.proc is not None
             pids[worker.name] = worker.proc.pid
-        start = time.time() + lead_s
+        start = max(time.time() + lead_s, not_before)
         end = start + seconds
         window = CpuWindow(pids)
         for worker in workers:
@@ -1099,10 +1101,19 @@ class FanoutRun:
     closes: dict[str, int]  # clients closed before the window ended, by close code
     window: CpuWindow
     load: str
+    start: float  # the window's wall-clock start
+    replay_at: float | None = None  # bookTicker: the window's start, in seconds after the replay started
 
 
 async def fanout_run(
-    stream: Stream, clients: int, args: argparse.Namespace, ports: Ports, token: str, pids: dict[str, int], tmp: Path
+    stream: Stream,
+    clients: int,
+    args: argparse.Namespace,
+    ports: Ports,
+    token: str,
+    pids: dict[str, int],
+    tmp: Path,
+    not_before: float = 0.0,
 ) -> FanoutRun:
     tag = f"{stream.kind}-{clients}"
     baseline = Worker(
@@ -1153,6 +1164,7 @@ async def fanout_run(
         dict(pids),
         READY_TIMEOUT_S + 0.05 * clients,
         flush_stats.read,
+        not_before,
     )
     end = start + args.ws_seconds
     if args.ws_client == "native":
@@ -1198,6 +1210,7 @@ async def fanout_run(
         closes=closes,
         window=window,
         load=f"{load_before} → {load_average()}",
+        start=start,
     )
 
 
@@ -1229,15 +1242,25 @@ async def fanout_part(args: argparse.Namespace) -> None:
         try:
             start_processes(processes)
             pids = pids_of(processes, args.gateway_workers)
-            replay_started = 0.0
+            replay_started = 0.0  # wall clock; within a second of the replay's start (the first subscription)
             for stream in streams:
-                for clients in args.ws_clients:
+                for i, clients in enumerate(args.ws_clients):
+                    not_before = 0.0
                     if stream.kind == "bookTicker":
-                        replay_started = replay_started or time.monotonic()
-                        if time.monotonic() - replay_started > RECORDED_SECONDS / args.replay_speed - 30:
+                        replay_started = replay_started or time.time()
+                        if time.time() - replay_started > RECORDED_SECONDS / args.replay_speed - 30:
                             print(f"bookTicker at {clients} clients skipped: the recorded session is nearly over")
                             continue
-                    run = await fanout_run(stream, clients, args, system.ports, token, pids, tmp)
+                        if args.replay_windows:
+                            not_before = replay_started + args.replay_windows[i]
+                    run = await fanout_run(stream, clients, args, system.ports, token, pids, tmp, not_before)
+                    if stream.kind == "bookTicker":
+                        run.replay_at = run.start - replay_started
+                        if args.replay_windows and run.replay_at > args.replay_windows[i] + 1:
+                            print(
+                                f"  bookTicker at {clients} clients: window at replay +{run.replay_at:.0f} s, not "
+                                f"+{args.replay_windows[i]:g} s (the clients were ready late)"
+                            )
                     runs.append(run)
                     print(f"  {stream.kind} {clients} clients done (load average {run.load})", flush=True)
         finally:
@@ -1272,10 +1295,11 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     for r in runs:
         clients = [n for n in r.window.cores if n.startswith("client")]
         per_frame = gateway_cores(r.window) / max(1.0, r.delivered) * 1e6
+        replay = "" if r.replay_at is None else f" Window at replay +{r.replay_at:.0f} s."
         print(
-            f"- {r.stream.kind} {r.clients:,}: {fmt_cores(r.window)}; machine {r.window.machine:.2f}; load average "
-            f"{r.load}. gateway_http CPU per delivered frame {per_frame:.1f} µs. Frames/s per client: fewest "
-            f"{r.client_rates[0]:.1f}, median {r.client_rates[1]:.1f}. {len(r.added):,} frames matched "
+            f"- {r.stream.kind} {r.clients:,}:{replay} {fmt_cores(r.window)}; machine {r.window.machine:.2f}; "
+            f"load average {r.load}. gateway_http CPU per delivered frame {per_frame:.1f} µs. Frames/s per "
+            f"client: fewest {r.client_rates[0]:.1f}, median {r.client_rates[1]:.1f}. {len(r.added):,} frames matched "
             f"to the gRPC client's ({r.unmatched:,} not). Limit: {limit_note(r.window, clients)}"
         )
     print(
@@ -1335,9 +1359,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="bookTicker: pace of the recorded session (SIM_REPLAY_SPEED; 1 as recorded)",
     )
+    parser.add_argument(
+        "--replay-windows",
+        type=lambda text: [float(x) for x in text.split(",")],
+        help="bookTicker: seconds after the replay's start at which each client count's window starts (one per "
+        "--ws-clients entry, e.g. 60,150,240), so runs of different builds or options measure the same recorded "
+        "stretch; by default each window starts as soon as its clients are ready",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="fan-out: seconds between ready and measuring")
     parser.add_argument("--lead", type=float, default=1.0, help="REST: warm-up seconds before each window")
     args = parser.parse_args(argv)
+    if args.replay_windows is not None:
+        if len(args.replay_windows) != len(args.ws_clients):
+            parser.error("--replay-windows needs one offset per --ws-clients entry")
+        replay_s = RECORDED_SECONDS / args.replay_speed
+        if any(not 0 <= at <= replay_s - args.ws_seconds for at in args.replay_windows):
+            parser.error(f"--replay-windows: each window must lie within the replay's {replay_s:.0f} s")
     if args.ws_client is None:
         args.ws_client = "native" if ws_reader.compiler() else "light"
     if args.quick:
