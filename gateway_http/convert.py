@@ -529,7 +529,8 @@ def ws_lagged(symbol: str) -> Json:
 
 
 def ws_gap(symbol: str, reason: str) -> Json:
-    """Ticker/trade clients: the upstream was re-established; events in between may be missing."""
+    """Ticker/trade clients: events may be missing here (`reason` says why: a stream interrupted on
+    the way from the exchange, or trade ids skipped)."""
     return {"type": "gap", "s": symbol, "reason": reason}
 
 

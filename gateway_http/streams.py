@@ -524,19 +524,27 @@ class EventFanOut(FanOut):
                 self.on_lagged()
 
 
+# A provider stream message carries events or gaps (StreamGap: the provider's own stream from the
+# exchange was interrupted, or trade ids skipped), never both: either list below is empty.
+
+
+def _gap_frames(gaps: Sequence[md.StreamGap]) -> list[str]:
+    return [convert.encode(convert.ws_gap(g.symbol, g.reason)) for g in gaps]
+
+
 def ticker_frames(message: UpstreamMessage) -> list[str]:
     assert isinstance(message, md.StreamTickerResponse)
-    return [convert.encode(convert.ws_ticker(t)) for t in message.tickers]
+    return [convert.encode(convert.ws_ticker(t)) for t in message.tickers] + _gap_frames(message.gaps)
 
 
 def book_ticker_frames(message: UpstreamMessage) -> list[str]:
     assert isinstance(message, md.StreamBookTickerResponse)
-    return [convert.encode(convert.ws_book_ticker(t)) for t in message.tickers]
+    return [convert.encode(convert.ws_book_ticker(t)) for t in message.tickers] + _gap_frames(message.gaps)
 
 
 def trade_frames(message: UpstreamMessage) -> list[str]:
     assert isinstance(message, md.StreamTradesResponse)
-    return [convert.encode(convert.ws_trade(t)) for t in message.trades]
+    return [convert.encode(convert.ws_trade(t)) for t in message.trades] + _gap_frames(message.gaps)
 
 
 class DepthFanOut(FanOut):
@@ -787,7 +795,23 @@ class Upstream:
 
 
 _FAN_OUT_BUCKETS_S = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 
 
@@ -1119,8 +1143,9 @@ def add_stream_routes(api: Api) -> None:
         scope=Scope.READ,
         summary="Live 24h rolling ticker (WebSocket)",
         description=(
-            'Frames: Binance `<symbol>@ticker` events plus "type":"ticker"; {"type":"gap"} if the provider '
-            "stream was re-established (events in between may be missing). " + _CLOSES
+            'Frames: Binance `<symbol>@ticker` events plus "type":"ticker"; {"type":"gap","s","reason"} where '
+            "events may be missing: the gateway's stream from the provider, or the provider's from the "
+            "exchange, was interrupted, or (trades) the exchange's trade ids skipped. The stream goes on. " + _CLOSES
         ),
         tags=("market data streams",),
         params=[_SYMBOL],

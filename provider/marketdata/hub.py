@@ -13,6 +13,11 @@ Tracking rules:
   released: its streams unsubscribed, its book dropped.
 * Books are audited against fresh snapshots every ``audit_interval_s``, one at a time and only
   while the REST weight budget has ample room (market data never starves orders of weight).
+
+Trade, book ticker and ticker feeds are never silently incomplete: when their stream goes down
+their listeners get a `StreamGap` at once, and a trade whose id skips the ids after the last one
+received is preceded by a `StreamGap` naming the missing ids (Binance numbers a symbol's trades
+consecutively).
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ from provider.binance.streams import StreamHandler, StreamPool, StreamPoolStats
 from provider.binance.wire import depth_weight
 from provider.errors import ExchangeUnavailable, InvalidArgument, ProviderError
 from provider.marketdata.feeds import Feed, Subscription
-from provider.marketdata.model import AggTrade, BookTicker, ExchangeInfo, SymbolRules, Ticker24h, Trade
+from provider.marketdata.model import (
+    STREAM_INTERRUPTED,
+    AggTrade,
+    BookTicker,
+    ExchangeInfo,
+    StreamGap,
+    SymbolRules,
+    Ticker24h,
+    Trade,
+)
 from provider.marketdata.symbol_book import SymbolBook
 
 log = logging.getLogger(__name__)
@@ -69,11 +83,12 @@ class TrackedSymbol:
     pinned: bool
     last_used: float
     next_audit: float
-    trades: Feed[Trade] = field(default_factory=Feed)
-    book_tickers: Feed[BookTicker] = field(default_factory=Feed)
-    tickers: Feed[Ticker24h] = field(default_factory=Feed)
+    trades: Feed[Trade | StreamGap] = field(default_factory=Feed)
+    book_tickers: Feed[BookTicker | StreamGap] = field(default_factory=Feed)
+    tickers: Feed[Ticker24h | StreamGap] = field(default_factory=Feed)
     ticker: Ticker24h | None = None
     book_ticker: BookTicker | None = None
+    last_trade_id: int | None = None  # of the trade stream since it was (re)opened
 
     def has_listeners(self) -> bool:
         return bool(self.book.feed or self.trades or self.book_tickers or self.tickers)
@@ -185,10 +200,14 @@ class MarketDataHub(StreamHandler):
                 continue
             if channel == Channel.DEPTH:
                 tracked.book.stream_down()
+            elif channel == Channel.TRADE:
+                tracked.trades.publish(STREAM_INTERRUPTED)  # the ids skipped meanwhile follow as a gap of their own
             elif channel == Channel.TICKER:
                 tracked.ticker = None  # no longer current
+                tracked.tickers.publish(STREAM_INTERRUPTED)
             elif channel == Channel.BOOK_TICKER:
                 tracked.book_ticker = None
+                tracked.book_tickers.publish(STREAM_INTERRUPTED)
 
     def on_streams_up(self, streams: frozenset[str]) -> None:
         log.debug("streams live: %d", len(streams))
@@ -266,6 +285,8 @@ class MarketDataHub(StreamHandler):
         name = stream_name(tracked.symbol, channel)
         if self._routes.pop(name, None) is not None and self._pool is not None:
             self._pool.unsubscribe([name])
+        if channel is Channel.TRADE:
+            tracked.last_trade_id = None  # a reopened stream starts wherever the exchange is
 
     def _route_for(self, tracked: TrackedSymbol, channel: Channel) -> Callable[[dict[str, Any]], None]:
         if channel is Channel.DEPTH:
@@ -273,7 +294,13 @@ class MarketDataHub(StreamHandler):
         if channel is Channel.TRADE:
 
             def on_trade(data: dict[str, Any]) -> None:
-                tracked.trades.publish(stream_wire.trade(data))
+                trade = stream_wire.trade(data)
+                last = tracked.last_trade_id
+                if last is not None and trade.id > last + 1:
+                    missing = f"id {last + 1}" if trade.id == last + 2 else f"ids {last + 1} to {trade.id - 1}"
+                    tracked.trades.publish(StreamGap(f"trade {missing} did not arrive from the exchange"))
+                tracked.last_trade_id = trade.id if last is None else max(last, trade.id)
+                tracked.trades.publish(trade)
 
             return on_trade
         if channel is Channel.AGG_TRADE:
@@ -314,19 +341,21 @@ class MarketDataHub(StreamHandler):
         tracked = self.use(symbol)
         return tracked, tracked.book.feed.subscribe()
 
-    def subscribe_trades(self, symbol: str, ready: asyncio.Event | None = None) -> Subscription[Trade]:
+    def subscribe_trades(self, symbol: str, ready: asyncio.Event | None = None) -> Subscription[Trade | StreamGap]:
         tracked = self.use(symbol)
         sub = tracked.trades.subscribe(ready=ready)
         self._open(tracked, Channel.TRADE)
         return sub
 
-    def subscribe_book_tickers(self, symbol: str, ready: asyncio.Event | None = None) -> Subscription[BookTicker]:
+    def subscribe_book_tickers(
+        self, symbol: str, ready: asyncio.Event | None = None
+    ) -> Subscription[BookTicker | StreamGap]:
         tracked = self.use(symbol)
         sub = tracked.book_tickers.subscribe(ready=ready)
         self._open(tracked, Channel.BOOK_TICKER)
         return sub
 
-    def subscribe_tickers(self, symbol: str, ready: asyncio.Event | None = None) -> Subscription[Ticker24h]:
+    def subscribe_tickers(self, symbol: str, ready: asyncio.Event | None = None) -> Subscription[Ticker24h | StreamGap]:
         tracked = self.use(symbol)
         sub = tracked.tickers.subscribe(ready=ready)
         self._open(tracked, Channel.TICKER)

@@ -353,6 +353,18 @@ class DepthSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamGap:
+    """In a trade, book ticker or ticker feed: events may be missing at this point, and why."""
+
+    reason: str
+
+
+STREAM_INTERRUPTED = StreamGap(
+    "the provider's stream from the exchange was interrupted; events until it resumes may be missing"
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Trade:
     id: int
     price: str

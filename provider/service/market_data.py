@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -17,6 +17,7 @@ from provider.book import cut_edge
 from provider.errors import BookNotInSync, InvalidArgument, StreamEnded
 from provider.marketdata.feeds import LAGGED, Closed, Subscription
 from provider.marketdata.hub import MarketDataHub, TrackedSymbol
+from provider.marketdata.model import BookTicker, StreamGap, Ticker24h
 from provider.marketdata.symbol_book import (
     BookOutOfSync,
     BookRefreshed,
@@ -262,7 +263,7 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
         try:
             while True:
                 ready.clear()
-                batch: list[md.Trade] = []
+                polled: list[tuple[str, list[Any]]] = []
                 for symbol, sub in subs.items():
                     items = _poll(sub)
                     if items is LAGGED:
@@ -271,11 +272,16 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
                             f"{symbol}: this subscriber fell behind, trades were dropped; resubscribe",
                         )
                     assert isinstance(items, list)
-                    batch.extend(convert.trade(symbol, t) for t in items)
-                if batch:
-                    for start in range(0, len(batch), TRADE_BATCH_MAX):
-                        yield md.StreamTradesResponse(trades=batch[start : start + TRADE_BATCH_MAX])
-                else:
+                    polled.append((symbol, items))
+                parts = in_order(polled)
+                for part in parts:
+                    if isinstance(part, md.StreamGap):
+                        yield md.StreamTradesResponse(gaps=[part])
+                        continue
+                    trades = [convert.trade(symbol, t) for symbol, t in part]
+                    for start in range(0, len(trades), TRADE_BATCH_MAX):
+                        yield md.StreamTradesResponse(trades=trades[start : start + TRADE_BATCH_MAX])
+                if not parts:
                     await ready.wait()
         finally:
             for sub in subs.values():
@@ -291,18 +297,15 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
         try:
             while True:
                 ready.clear()
-                batch: list[md.BookTicker] = []
-                for symbol, sub in subs.items():
-                    items = _poll(sub)
-                    if items is LAGGED:  # state, not history: the current value replaces what was dropped
-                        current = self._current(symbol).book_ticker
-                        batch.extend([convert.book_ticker(current)] if current else [])
+                parts = in_order(
+                    [(symbol, self._state_items(symbol, sub, _current_book_ticker)) for symbol, sub in subs.items()]
+                )
+                for part in parts:
+                    if isinstance(part, md.StreamGap):
+                        yield md.StreamBookTickerResponse(gaps=[part])
                     else:
-                        assert isinstance(items, list)
-                        batch.extend(convert.book_ticker(t) for t in items)
-                if batch:
-                    yield md.StreamBookTickerResponse(tickers=batch)
-                else:
+                        yield md.StreamBookTickerResponse(tickers=[convert.book_ticker(t) for _, t in part])
+                if not parts:
                     await ready.wait()
         finally:
             for sub in subs.values():
@@ -318,28 +321,67 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
         try:
             while True:
                 ready.clear()
-                latest: list[md.Ticker24h] = []
-                for symbol, sub in subs.items():
-                    items = _poll(sub)
-                    if items is LAGGED:
-                        current = self._current(symbol).ticker
-                        if current is not None:
-                            latest.append(convert.ticker_24h(current))
-                    elif items:
-                        assert isinstance(items, list)
-                        latest.append(convert.ticker_24h(items[-1]))  # a ticker is state: the newest suffices
-                if latest:
-                    yield md.StreamTickerResponse(tickers=latest)
-                else:
+                polled = [(symbol, self._state_items(symbol, sub, _current_ticker)) for symbol, sub in subs.items()]
+                parts = in_order(polled, newest_only=True)  # a ticker is state: the newest suffices
+                for part in parts:
+                    if isinstance(part, md.StreamGap):
+                        yield md.StreamTickerResponse(gaps=[part])
+                    else:
+                        yield md.StreamTickerResponse(tickers=[convert.ticker_24h(t) for _, t in part])
+                if not parts:
                     await ready.wait()
         finally:
             for sub in subs.values():
                 sub.close()
 
+    def _state_items(self, symbol: str, sub: Subscription[Any], current: Callable[[TrackedSymbol], Any]) -> list[Any]:
+        """A ticker or book ticker feed's new items; for a subscriber that fell behind, the current
+        value instead (state, not history: it replaces what was dropped)."""
+        items = _poll(sub)
+        if items is LAGGED:
+            value = current(self._current(symbol))
+            return [value] if value is not None else []
+        assert isinstance(items, list)
+        return items
+
     def _current(self, symbol: str) -> TrackedSymbol:
         tracked = self._hub.tracked(symbol)
         assert tracked is not None, "subscribed symbols stay tracked"
         return tracked
+
+
+def _current_book_ticker(tracked: TrackedSymbol) -> BookTicker | None:
+    return tracked.book_ticker
+
+
+def _current_ticker(tracked: TrackedSymbol) -> Ticker24h | None:
+    return tracked.ticker
+
+
+def in_order(
+    polled: Sequence[tuple[str, list[Any]]], *, newest_only: bool = False
+) -> list[list[tuple[str, Any]] | md.StreamGap]:
+    """Polled feed items, (symbol, items) per symbol, as what a stream sends in order: runs of
+    (symbol, event) pairs and, between them, a symbol's gaps; never a gap inside a run. With
+    `newest_only` each symbol's run of events is cut to its newest (tickers are state)."""
+    parts: list[list[tuple[str, Any]] | md.StreamGap] = []
+    run: list[tuple[str, Any]] = []
+    for symbol, items in polled:
+        events: list[Any] = []
+        for item in items:
+            if not isinstance(item, StreamGap):
+                events.append(item)
+                continue
+            run.extend((symbol, e) for e in (events[-1:] if newest_only else events))
+            events = []
+            if run:
+                parts.append(run)
+                run = []
+            parts.append(md.StreamGap(symbol=symbol, reason=item.reason))
+        run.extend((symbol, e) for e in (events[-1:] if newest_only else events))
+    if run:
+        parts.append(run)
+    return parts
 
 
 def _poll(sub: Subscription[Any]) -> list[Any] | object:

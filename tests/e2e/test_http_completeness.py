@@ -251,3 +251,78 @@ async def test_errors_map_to_statuses_and_one_body_shape(http: aiohttp.ClientSes
             assert body["reason"] == reason or not reason, (path, body)
             assert "Traceback" not in body["msg"]
         await asyncio.sleep(0.25)  # stay under this system's low rate limit (5/s), so 429 does not mask the case
+
+
+async def read_frames(ws: aiohttp.ClientWebSocketResponse, frames: list[dict[str, Any]]) -> None:
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            frames.append(orjson.loads(msg.data))
+
+
+def trade_ids_accounted_for(frames: list[dict[str, Any]]) -> None:
+    """Between two trades in a row, either the ids follow on or a gap notice stands between them."""
+    previous, gap_since = None, False
+    for frame in frames:
+        if frame["type"] == "gap":
+            gap_since = True
+        elif frame["type"] == "trade":
+            if previous is not None and not gap_since:
+                assert frame["t"] == previous + 1, f"trade {frame['t']} after {previous} without a gap notice"
+            previous, gap_since = frame["t"], False
+
+
+async def test_trade_clients_are_told_of_trades_the_provider_did_not_get(
+    http: aiohttp.ClientSession, own: Completeness
+) -> None:
+    # Last in this module: the disconnect below also resynchronises books over the same connection.
+    frames: list[dict[str, Any]] = []
+
+    def trades_after(index: int) -> int:
+        return sum(1 for f in frames[index:] if f["type"] == "trade")
+
+    def first_gap_after(index: int) -> int | None:
+        return next((i for i in range(index, len(frames)) if frames[i]["type"] == "gap"), None)
+
+    async with (
+        aiohttp.ClientSession(f"http://127.0.0.1:{own.system.ports.sim}", timeout=TIMEOUT) as sim,
+        http.ws_connect("/ws/trades/BTCUSDT", headers=bearer(own.tokens["main"]), timeout=WS_TIMEOUT) as ws,
+    ):
+        reader = asyncio.create_task(read_frames(ws, frames))
+        try:
+            await until(lambda: trades_after(0) >= 3 or reader.done(), "trades before the venue drops some", 30)
+            # The venue loses two trade events on their way to the provider.
+            async with sim.post("/control/ws/gap", json={"stream": "btcusdt@trade", "count": 2}) as response:
+                assert response.status == 200, await response.text()
+            await until(
+                lambda: ((g := first_gap_after(0)) is not None and trades_after(g) >= 1) or reader.done(),
+                "a gap notice, then trades again",
+                30,
+            )
+            gap_at = first_gap_after(0)
+            assert gap_at is not None
+            before = [f["t"] for f in frames[:gap_at] if f["type"] == "trade"][-1]
+            after = next(f["t"] for f in frames[gap_at:] if f["type"] == "trade")
+            assert after == before + 3, (before, after)
+            assert frames[gap_at] == {
+                "type": "gap",
+                "s": "BTCUSDT",
+                "reason": f"trade ids {before + 1} to {before + 2} did not arrive from the exchange",
+            }
+            # The provider's connection to the venue drops: its clients hear of it at once.
+            mark = len(frames)
+            async with sim.post("/control/ws/disconnect", json={"stream": "btcusdt@trade"}) as response:
+                assert response.status == 200, await response.text()
+                assert (await response.json())["disconnected"] >= 1
+            await until(
+                lambda: ((g := first_gap_after(mark)) is not None and trades_after(g) >= 1) or reader.done(),
+                "a gap notice for the dropped connection, then trades again",
+                30,
+            )
+            gap_at = first_gap_after(mark)
+            assert gap_at is not None
+            assert "interrupted" in frames[gap_at]["reason"], frames[gap_at]
+            assert not reader.done(), reader
+            trade_ids_accounted_for(frames)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)

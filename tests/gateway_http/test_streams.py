@@ -170,6 +170,20 @@ def test_each_event_is_encoded_once_and_the_same_text_goes_to_every_client() -> 
     }
 
 
+def test_a_gap_from_the_provider_reaches_every_client_in_its_place() -> None:
+    fanout = EventFanOut(TRADES, trade_frames)
+    sub = Subscriber(TRADES, capacity=8)
+    fanout.join(sub)
+    fanout.on_message(trades(1))
+    fanout.on_message(
+        md.StreamTradesResponse(gaps=[md.StreamGap(symbol="BTCUSDT", reason="trade id 2 did not arrive")])
+    )
+    fanout.on_message(trades(3))
+    frames = [orjson.loads(frame) for frame in sub.queued()]
+    assert [f.get("t") for f in frames] == [1, None, 3]
+    assert frames[1] == {"type": "gap", "s": "BTCUSDT", "reason": "trade id 2 did not arrive"}
+
+
 def test_a_slow_trade_client_is_closed_and_the_fast_one_is_unaffected() -> None:
     fanout = EventFanOut(TRADES, trade_frames)
     fast, slow = Subscriber(TRADES, capacity=4), Subscriber(TRADES, capacity=4)

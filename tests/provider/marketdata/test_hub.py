@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from provider.binance import stream_wire
 from provider.binance.budget import WeightBudget
 from provider.errors import InvalidArgument
 from provider.marketdata.hub import MarketConfig, MarketDataHub
-from provider.marketdata.model import DepthSnapshot, ExchangeInfo, SymbolRules, SymbolStatus
+from provider.marketdata.model import STREAM_INTERRUPTED, DepthSnapshot, ExchangeInfo, SymbolRules, SymbolStatus, Trade
 
 
 class Pool:
@@ -123,3 +124,52 @@ async def test_a_stream_going_down_takes_the_book_out_of_sync_at_once(hub: tuple
     h.on_message("btcusdt@depth@100ms", {"e": "depthUpdate"})  # unreadable: resync, counted
     stats = h.stats()
     assert stats.unroutable == 1
+
+
+def trade_event(trade_id: int) -> dict[str, Any]:
+    return {"e": "trade", "E": 1, "s": "BTCUSDT", "t": trade_id, "p": "100", "q": "1", "T": 1, "m": False, "M": True}
+
+
+async def test_trade_listeners_are_told_of_skipped_ids_and_of_a_stream_going_down(
+    hub: tuple[MarketDataHub, Pool, Clock],
+) -> None:
+    h, pool, _ = hub
+    sub = h.subscribe_trades("BTCUSDT")
+    for trade_id in (7, 8, 11, 12, 14):  # 9-10 and 13 never arrive
+        h.on_message("btcusdt@trade", trade_event(trade_id))
+    h.on_streams_down(frozenset({"btcusdt@trade"}))
+    h.on_message("btcusdt@trade", trade_event(15))  # back: nothing skipped meanwhile
+    items = sub.poll()
+    assert isinstance(items, list)
+    shown = [item.id if isinstance(item, Trade) else item.reason for item in items]
+    assert shown == [
+        7,
+        8,
+        "trade ids 9 to 10 did not arrive from the exchange",
+        11,
+        12,
+        "trade id 13 did not arrive from the exchange",
+        14,
+        STREAM_INTERRUPTED.reason,
+        15,
+    ]
+    sub.close()  # the last listener leaves: the stream is closed, and a new one starts afresh
+    assert "btcusdt@trade" not in pool.streams
+    again = h.subscribe_trades("BTCUSDT")
+    h.on_message("btcusdt@trade", trade_event(40))
+    assert again.poll() == [stream_wire.trade(trade_event(40))]
+
+
+async def test_ticker_and_book_ticker_listeners_are_told_when_their_stream_goes_down(
+    hub: tuple[MarketDataHub, Pool, Clock],
+) -> None:
+    h, _, _ = hub
+    tickers, book_tickers, trades = (
+        h.subscribe_tickers("BTCUSDT"),
+        h.subscribe_book_tickers("BTCUSDT"),
+        h.subscribe_trades("BTCUSDT"),
+    )
+    h.on_streams_down(frozenset({"btcusdt@ticker", "btcusdt@bookTicker"}))
+    assert tickers.poll() == [STREAM_INTERRUPTED]
+    assert book_tickers.poll() == [STREAM_INTERRUPTED]
+    assert trades.poll() == []  # its stream is still up
