@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from binance.provider.v1 import common_pb2 as c
@@ -17,7 +17,7 @@ from provider.book import cut_edge
 from provider.errors import BookNotInSync, InvalidArgument, StreamEnded
 from provider.marketdata.feeds import LAGGED, Closed, Subscription
 from provider.marketdata.hub import MarketDataHub, TrackedSymbol
-from provider.marketdata.model import BookTicker, StreamGap, Ticker24h
+from provider.marketdata.model import StreamGap
 from provider.marketdata.symbol_book import (
     BookOutOfSync,
     BookRefreshed,
@@ -35,6 +35,7 @@ DEFAULT_STREAM_LEVELS = 1000
 MAX_LIMIT_1000 = 1000
 MAX_STREAM_SYMBOLS = 100
 TRADE_BATCH_MAX = 500
+R = TypeVar("R")
 
 
 def _limit(value: int, *, default: int, maximum: int, name: str = "limit") -> int:
@@ -254,95 +255,37 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
             sub.close()
 
     @translate_stream
-    async def StreamTrades(
-        self, request: md.StreamTradesRequest, context: Context
-    ) -> AsyncIterator[md.StreamTradesResponse]:
+    def StreamTrades(self, request: md.StreamTradesRequest, context: Context) -> AsyncIterator[md.StreamTradesResponse]:
+        async def take(symbol: str, sub: Subscription[Any]) -> list[Any]:
+            items = _poll(sub)
+            if items is LAGGED:
+                await context.abort(
+                    grpc.StatusCode.ABORTED, f"{symbol}: this subscriber fell behind, trades were dropped; resubscribe"
+                )
+            assert isinstance(items, list)
+            return items
+
         symbols = self._symbols(request.symbols, required=True)
-        ready = asyncio.Event()
-        subs = {s: self._hub.subscribe_trades(s, ready) for s in symbols}
-        try:
-            while True:
-                ready.clear()
-                polled: list[tuple[str, list[Any]]] = []
-                for symbol, sub in subs.items():
-                    items = _poll(sub)
-                    if items is LAGGED:
-                        await context.abort(
-                            grpc.StatusCode.ABORTED,
-                            f"{symbol}: this subscriber fell behind, trades were dropped; resubscribe",
-                        )
-                    assert isinstance(items, list)
-                    polled.append((symbol, items))
-                parts = in_order(polled)
-                for part in parts:
-                    if isinstance(part, md.StreamGap):
-                        yield md.StreamTradesResponse(gaps=[part])
-                        continue
-                    trades = [convert.trade(symbol, t) for symbol, t in part]
-                    for start in range(0, len(trades), TRADE_BATCH_MAX):
-                        yield md.StreamTradesResponse(trades=trades[start : start + TRADE_BATCH_MAX])
-                if not parts:
-                    await ready.wait()
-        finally:
-            for sub in subs.values():
-                sub.close()
+        return _feed_stream(symbols, self._hub.subscribe_trades, take, _trade_responses)
 
     @translate_stream
-    async def StreamBookTicker(
+    def StreamBookTicker(
         self, request: md.StreamBookTickerRequest, context: Context
     ) -> AsyncIterator[md.StreamBookTickerResponse]:
+        async def take(symbol: str, sub: Subscription[Any]) -> list[Any]:
+            return _state_items(sub, lambda: self._current(symbol).book_ticker)
+
         symbols = self._symbols(request.symbols, required=True)
-        ready = asyncio.Event()
-        subs = {s: self._hub.subscribe_book_tickers(s, ready) for s in symbols}
-        try:
-            while True:
-                ready.clear()
-                parts = in_order(
-                    [(symbol, self._state_items(symbol, sub, _current_book_ticker)) for symbol, sub in subs.items()]
-                )
-                for part in parts:
-                    if isinstance(part, md.StreamGap):
-                        yield md.StreamBookTickerResponse(gaps=[part])
-                    else:
-                        yield md.StreamBookTickerResponse(tickers=[convert.book_ticker(t) for _, t in part])
-                if not parts:
-                    await ready.wait()
-        finally:
-            for sub in subs.values():
-                sub.close()
+        return _feed_stream(symbols, self._hub.subscribe_book_tickers, take, _book_ticker_responses)
 
     @translate_stream
-    async def StreamTicker(
-        self, request: md.StreamTickerRequest, context: Context
-    ) -> AsyncIterator[md.StreamTickerResponse]:
-        symbols = self._symbols(request.symbols, required=True)
-        ready = asyncio.Event()
-        subs = {s: self._hub.subscribe_tickers(s, ready) for s in symbols}
-        try:
-            while True:
-                ready.clear()
-                polled = [(symbol, self._state_items(symbol, sub, _current_ticker)) for symbol, sub in subs.items()]
-                parts = in_order(polled, newest_only=True)  # a ticker is state: the newest suffices
-                for part in parts:
-                    if isinstance(part, md.StreamGap):
-                        yield md.StreamTickerResponse(gaps=[part])
-                    else:
-                        yield md.StreamTickerResponse(tickers=[convert.ticker_24h(t) for _, t in part])
-                if not parts:
-                    await ready.wait()
-        finally:
-            for sub in subs.values():
-                sub.close()
+    def StreamTicker(self, request: md.StreamTickerRequest, context: Context) -> AsyncIterator[md.StreamTickerResponse]:
+        async def take(symbol: str, sub: Subscription[Any]) -> list[Any]:
+            return _state_items(sub, lambda: self._current(symbol).ticker)
 
-    def _state_items(self, symbol: str, sub: Subscription[Any], current: Callable[[TrackedSymbol], Any]) -> list[Any]:
-        """A ticker or book ticker feed's new items; for a subscriber that fell behind, the current
-        value instead (state, not history: it replaces what was dropped)."""
-        items = _poll(sub)
-        if items is LAGGED:
-            value = current(self._current(symbol))
-            return [value] if value is not None else []
-        assert isinstance(items, list)
-        return items
+        symbols = self._symbols(request.symbols, required=True)
+        # A ticker is state: of each run of a symbol's tickers, the newest suffices.
+        return _feed_stream(symbols, self._hub.subscribe_tickers, take, _ticker_responses, newest_only=True)
 
     def _current(self, symbol: str) -> TrackedSymbol:
         tracked = self._hub.tracked(symbol)
@@ -350,12 +293,63 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
         return tracked
 
 
-def _current_book_ticker(tracked: TrackedSymbol) -> BookTicker | None:
-    return tracked.book_ticker
+async def _feed_stream(
+    symbols: Sequence[str],
+    subscribe: Callable[[str, asyncio.Event], Subscription[Any]],
+    take: Callable[[str, Subscription[Any]], Awaitable[list[Any]]],
+    respond: Callable[[list[tuple[str, Any]] | md.StreamGap], Iterable[R]],
+    *,
+    newest_only: bool = False,
+) -> AsyncIterator[R]:
+    """A trade, book ticker or ticker stream: what each symbol's feed has (`take`) is sent on in
+    its order (`in_order`), and when none has anything the stream waits for more."""
+    ready = asyncio.Event()
+    subs = {s: subscribe(s, ready) for s in symbols}
+    try:
+        while True:
+            ready.clear()
+            parts = in_order([(s, await take(s, sub)) for s, sub in subs.items()], newest_only=newest_only)
+            for part in parts:
+                for response in respond(part):
+                    yield response
+            if not parts:
+                await ready.wait()
+    finally:
+        for sub in subs.values():
+            sub.close()
 
 
-def _current_ticker(tracked: TrackedSymbol) -> Ticker24h | None:
-    return tracked.ticker
+def _state_items(sub: Subscription[Any], current: Callable[[], object]) -> list[Any]:
+    """A ticker or book ticker feed's new items; for a subscriber that fell behind, the current
+    value instead (state, not history: it replaces what was dropped)."""
+    items = _poll(sub)
+    if items is LAGGED:
+        value = current()
+        return [value] if value is not None else []
+    assert isinstance(items, list)
+    return items
+
+
+def _trade_responses(part: list[tuple[str, Any]] | md.StreamGap) -> list[md.StreamTradesResponse]:
+    if isinstance(part, md.StreamGap):
+        return [md.StreamTradesResponse(gaps=[part])]
+    trades = [convert.trade(symbol, t) for symbol, t in part]
+    return [
+        md.StreamTradesResponse(trades=trades[start : start + TRADE_BATCH_MAX])
+        for start in range(0, len(trades), TRADE_BATCH_MAX)
+    ]
+
+
+def _book_ticker_responses(part: list[tuple[str, Any]] | md.StreamGap) -> list[md.StreamBookTickerResponse]:
+    if isinstance(part, md.StreamGap):
+        return [md.StreamBookTickerResponse(gaps=[part])]
+    return [md.StreamBookTickerResponse(tickers=[convert.book_ticker(t) for _, t in part])]
+
+
+def _ticker_responses(part: list[tuple[str, Any]] | md.StreamGap) -> list[md.StreamTickerResponse]:
+    if isinstance(part, md.StreamGap):
+        return [md.StreamTickerResponse(gaps=[part])]
+    return [md.StreamTickerResponse(tickers=[convert.ticker_24h(t) for _, t in part])]
 
 
 def in_order(

@@ -201,8 +201,14 @@ async def test_unknown_then_absent_long_enough_is_sent_again_once() -> None:
         "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, "0.001", price="45000.12", client_order_id="abc-3"
     )
     await orders.place(request)
-    rest.orders.clear()  # the exchange never executed it
     rest.query_failures = 0
+    await absent_then_sent_once_long_absent(orders, rest, request)
+
+
+async def absent_then_sent_once_long_absent(orders: OrderManager, rest: FakeRest, request: OrderRequest) -> None:
+    """After one POST whose outcome was never learnt, the exchange has no such order: a retry is not
+    sent while the order may still appear, and is sent once it has been absent for 30 s."""
+    rest.orders.clear()  # the exchange never executed it
     assert (await orders.place(request)).order.status is OrderStatus.UNKNOWN  # too early to call it absent
     assert rest.posts() == 1
     rest.clock.now += 30_000
@@ -339,12 +345,7 @@ async def test_an_id_sent_before_a_crash_is_asked_for_before_it_is_sent_again(tm
 async def test_an_id_sent_before_a_crash_and_not_found_is_not_sent_until_long_absent(tmp_path: Path) -> None:
     rest = FakeRest()
     after = await crash_mid_placement(rest, tmp_path / "orders")
-    rest.orders.clear()  # the exchange never executed it
-    assert (await after.place(SLOW)).order.status is OrderStatus.UNKNOWN  # too early to call it absent
-    assert rest.posts() == 1
-    rest.clock.now += 30_000
-    assert (await after.place(SLOW)).order.status is OrderStatus.NEW
-    assert rest.posts() == 2
+    await absent_then_sent_once_long_absent(after, rest, SLOW)
 
 
 async def test_a_refused_order_leaves_no_record_so_it_may_be_sent_again() -> None:
