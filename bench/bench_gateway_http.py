@@ -1242,7 +1242,7 @@ async def fanout_part(args: argparse.Namespace) -> None:
         try:
             start_processes(processes)
             pids = pids_of(processes, args.gateway_workers)
-            replay_started = 0.0  # wall clock; within a second of the replay's start (the first subscription)
+            replay_started = 0.0  # wall clock; a little before the replay's start (the first run's subscription)
             for stream in streams:
                 for i, clients in enumerate(args.ws_clients):
                     not_before = 0.0
