@@ -341,18 +341,26 @@ static void pace_connects(size_t *next, double now) {
     while (*next < n_clients && handshaking < CONNECTING_AT_ONCE) start_connect(&clients[(*next)++]);
 }
 
+static void read_window(void);
+
 /* One turn of the event loop: pace the handshakes, then handle what is readable (or writable, for
- * a connect under way). Returns whether stdin is readable, once it is watched. */
+ * a connect under way). Once stdin is watched and readable, the window is read first (frames read
+ * in the same turn may fall in it), stdin is no longer watched, and the turn returns 1. */
 static int step(size_t *next, int timeout_ms) {
     pace_connects(next, now_wall());
     struct epoll_event events[256];
     int n = epoll_wait(epfd, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) die("epoll_wait");
     int stdin_ready = 0;
+    for (int i = 0; i < n; i++) stdin_ready |= events[i].data.ptr == NULL;
+    if (stdin_ready) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
+        read_window();
+    }
     for (int i = 0; i < n; i++) {
         struct client *c = events[i].data.ptr;
         if (c == NULL)
-            stdin_ready = 1;
+            continue;
         else if (c->state == CONNECTING)
             send_upgrade(c);
         else if (c->state == UPGRADING || c->state == OPEN)
@@ -429,8 +437,6 @@ int main(int argc, char **argv) {
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &stdin_ev) < 0) die("epoll_ctl stdin");
     while (!step(&next, 100)) {
     }
-    epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
-    read_window();
 
     for (double now = now_wall(); now < win_end; now = now_wall()) {
         double left_ms = (win_end - now) * 1000.0;
