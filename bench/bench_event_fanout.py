@@ -52,6 +52,9 @@ class TakingTransport:
     def is_closing(self) -> bool:
         return False
 
+    def get_extra_info(self, name: str) -> object:
+        return None  # no socket: every flush goes through `write`
+
     def write(self, data: bytes) -> None:
         pass
 

@@ -1019,18 +1019,30 @@ class FlushStats:
     def __init__(self, port: int) -> None:
         self._url = f"http://127.0.0.1:{port}/metrics"
         self.reads: list[dict[str, dict[float, float]]] = []
+        self.sums: list[dict[str, float]] = []  # each histogram's _sum (seconds) at each read
 
     async def read(self) -> None:
         async with aiohttp.ClientSession() as session, session.get(self._url) as response:
             text = await response.text()
         buckets: dict[str, dict[float, float]] = {name: {} for name in FLUSH_HISTOGRAMS}
+        sums = dict.fromkeys(FLUSH_HISTOGRAMS, 0.0)
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 histogram = sample.name.removesuffix("_bucket")
                 if sample.name.endswith("_bucket") and histogram in buckets:
                     le = float(sample.labels["le"])
                     buckets[histogram][le] = buckets[histogram].get(le, 0.0) + sample.value
+                elif sample.name.endswith("_sum") and sample.name.removesuffix("_sum") in sums:
+                    sums[sample.name.removesuffix("_sum")] += sample.value
         self.reads.append(buckets)
+        self.sums.append(sums)
+
+    def mean_ms(self, name: str) -> float:
+        """The mean observation in the window (ms), exact where the quantiles are bucket edges."""
+        count, _ = self.quantiles(name, ())
+        if len(self.sums) < 2 or not count:
+            return 0.0
+        return (self.sums[-1][name] - self.sums[0][name]) / count * 1000
 
     def quantiles(self, name: str, qs: Sequence[float] = (0.5, 0.99)) -> tuple[int, list[float]]:
         """Observations in the window, and each quantile as the upper edge of its bucket (ms)."""
@@ -1235,6 +1247,7 @@ async def fanout_part(args: argparse.Namespace) -> None:
             "GATEWAY_TOKENS_FILE": str(tmp / "tokens.json"),
             **GATEWAY_ENV,
             "GATEWAY_HTTP_WORKERS": str(args.gateway_workers),
+            "GATEWAY_HTTP_WS_WRITE_THREADS": str(args.ws_write_threads),
         }
         if any(s.kind == "bookTicker" for s in streams):
             env |= {"SIM_REPLAY": str(RECORDED_BTCUSDT), "SIM_REPLAY_SPEED": str(args.replay_speed)}
@@ -1273,7 +1286,7 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
         f"{args.ws_seconds:.0f} s window after {args.warmup:.0f} s warm-up; clients in {args.ws_procs} processes "
         f"({args.ws_client} client); depth clients spread over {args.ws_symbols} synthetic symbols; "
         f"bookTicker: {REPLAY_SYMBOL} replayed at {args.replay_speed:g}x its recorded pace; "
-        f"gateway_http workers: {args.gateway_workers}"
+        f"gateway_http workers: {args.gateway_workers}, each with {args.ws_write_threads} write threads"
     )
     print(
         "| stream | clients (live at start) | offered msgs/s per client | delivered msgs/s (per client) | "
@@ -1305,18 +1318,20 @@ def print_fanout(runs: list[FanoutRun], args: argparse.Namespace) -> None:
     print(
         "Where the added latency builds (ms). Per event: the first client to receive it (the delay before the "
         "fan-out) and the last. The gateway's own histograms (bucket upper edges): each flush's duration, and "
-        "how long the first frame of a batch waited in the gateway until written:"
+        "how long the first frame of a batch waited in the gateway until written (and the exact means):"
     )
     print(
-        "| stream | clients | first client p50 / p99 | last client p50 / p99 | flushes | flush p50 / p99 "
-        "| batch wait p50 / p99 |"
+        "| stream | clients | first client p50 / p99 | last client p50 / p99 | flushes | flush p50 / p99 / mean "
+        "| batch wait p50 / p99 / mean |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in runs:
         cells = [f"{pct(v, 0.5):.2f} / {pct(v, 0.99):.2f}" for v in (r.first_added, r.last_added)]
-        flushes, flush = r.flush_stats.quantiles(FLUSH_HISTOGRAMS[0])
-        _, wait = r.flush_stats.quantiles(FLUSH_HISTOGRAMS[1])
-        cells += [f"{flushes:,}", " / ".join(f"≤{v:g}" for v in flush), " / ".join(f"≤{v:g}" for v in wait)]
+        flushes, _ = r.flush_stats.quantiles(FLUSH_HISTOGRAMS[0])
+        cells.append(f"{flushes:,}")
+        for name in FLUSH_HISTOGRAMS:
+            edges = " / ".join(f"≤{v:g}" for v in r.flush_stats.quantiles(name)[1])
+            cells.append(f"{edges} / {r.flush_stats.mean_ms(name):.2f}")
         print(f"| {r.stream.kind} | {r.clients:,} | " + " | ".join(cells) + " |")
     depth_runs = [r for r in runs if r.stream.kind == "depth"]
     if depth_runs:
@@ -1352,6 +1367,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ws-procs", type=int, default=2, help="fan-out: client processes")
     parser.add_argument(
         "--gateway-workers", type=int, default=1, help="fan-out: gateway_http worker processes (GATEWAY_HTTP_WORKERS)"
+    )
+    parser.add_argument(
+        "--ws-write-threads",
+        type=int,
+        default=2,
+        help="fan-out: threads in each gateway_http worker that write a batch to its clients "
+        "(GATEWAY_HTTP_WS_WRITE_THREADS)",
     )
     parser.add_argument(
         "--replay-speed",

@@ -145,7 +145,10 @@ def create_app(
     async def market_streams(app: web.Application) -> AsyncIterator[None]:
         # After the channel (so closed before it); on_shutdown closes the clients even earlier.
         hub = app[STREAM_HUB] = StreamHub(
-            provider_source(app[CHANNEL]), capacity=config.ws_backlog.frames, registry=app[METRICS].registry
+            provider_source(app[CHANNEL]),
+            capacity=config.ws_backlog.frames,
+            registry=app[METRICS].registry,
+            write_threads=config.ws_write_threads,
         )
         yield
         await hub.close()

@@ -8,23 +8,34 @@ from pathlib import Path
 
 from gateway_auth.tokens import TokenStore, load_gateway_tokens
 from gateway_http.security import RateLimit, WsLimits, parse_origins, parse_rate_limit, parse_ws_limits
+from gateway_http.socket_writes import PARALLEL_MIN_SOCKETS
 from gateway_http.streams import WsBacklog, parse_ws_backlog
 from service_runtime.config import Address, Setting, Settings, parse_address, parse_choice
 
 DEFAULT_RATE_LIMIT = RateLimit(per_second=20.0, burst=40)
 DEFAULT_WS_LIMITS = WsLimits(total=4096, per_token=1024)
 MAX_WORKERS = 64
+MAX_WRITE_THREADS = 16
+
+
+def _count(text: str, what: str, most: int) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"expected a number of {what}, got {text!r}") from None
+    if not 1 <= count <= most:
+        raise ValueError(f"expected 1..{most} {what}, got {count}")
+    return count
 
 
 def parse_workers(text: str) -> int:
     """How many worker processes serve the address: 1..MAX_WORKERS."""
-    try:
-        workers = int(text)
-    except ValueError:
-        raise ValueError(f"expected a number of worker processes, got {text!r}") from None
-    if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"expected 1..{MAX_WORKERS} worker processes, got {workers}")
-    return workers
+    return _count(text, "worker processes", MAX_WORKERS)
+
+
+def parse_write_threads(text: str) -> int:
+    """Threads per worker that write a WebSocket fan-out batch to its clients: 1..MAX_WRITE_THREADS."""
+    return _count(text, "threads", MAX_WRITE_THREADS)
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class HttpGatewayConfig:
     ws_limits: WsLimits = DEFAULT_WS_LIMITS
     ws_backlog: WsBacklog = field(default_factory=WsBacklog)
     workers: int = 1
+    ws_write_threads: int = 2
 
 
 SETTINGS: list[Setting[object]] = [
@@ -69,6 +81,13 @@ SETTINGS: list[Setting[object]] = [
         "worker processes sharing the listening socket, so the WebSocket fan-out can use more than one core "
         "(rate limits, WebSocket caps and /metrics hold over all of them)",
     ),
+    Setting(
+        "GATEWAY_HTTP_WS_WRITE_THREADS",
+        "2",
+        parse_write_threads,
+        "threads in each worker that write one fan-out batch to a stream's WebSocket clients, from "
+        f"{PARALLEL_MIN_SOCKETS * 2} clients up (one system call per client; 1: the event loop's thread alone)",
+    ),
 ]
 
 
@@ -86,8 +105,8 @@ def load_config(
     assert isinstance(origins, tuple) and (rate_limit is None or isinstance(rate_limit, RateLimit))
     ws_limits, ws_backlog = values["GATEWAY_HTTP_MAX_WS_CLIENTS"], values["GATEWAY_HTTP_WS_BACKLOG"]
     assert isinstance(ws_limits, WsLimits) and isinstance(ws_backlog, WsBacklog)
-    workers = values["GATEWAY_HTTP_WORKERS"]
-    assert isinstance(workers, int)
+    workers, write_threads = values["GATEWAY_HTTP_WORKERS"], values["GATEWAY_HTTP_WS_WRITE_THREADS"]
+    assert isinstance(workers, int) and isinstance(write_threads, int)
     return HttpGatewayConfig(
         addr=addr,
         provider_addr=provider_addr,
@@ -98,4 +117,5 @@ def load_config(
         ws_limits=ws_limits,
         ws_backlog=ws_backlog,
         workers=workers,
+        ws_write_threads=write_threads,
     )

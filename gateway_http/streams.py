@@ -60,6 +60,7 @@ from gateway_http.convert import SnapshotReason
 from gateway_http.metrics import METRICS, route_label
 from gateway_http.openapi import PARAMS, Api, Param, ParamIn
 from gateway_http.security import PRINCIPAL, ConnectionCounter, websocket_protocols
+from gateway_http.socket_writes import SocketWrites
 from provider.book import OrderBook, cut_edge
 from provider_client.errors import decode_rpc_error
 
@@ -245,7 +246,10 @@ class WriteBatcher:
     BUSY_FLUSH_S = 0.005
     MAX_BATCH_DELAY_S = 0.01
 
-    def __init__(self, on_flush: Callable[[float, float], None] | None = None) -> None:
+    def __init__(
+        self, on_flush: Callable[[float, float], None] | None = None, sockets: SocketWrites | None = None
+    ) -> None:
+        self.sockets = sockets if sockets is not None else SocketWrites(1)  # a shared run to many clients
         self._pending: dict[Flushable, None] = {}
         self._handle: asyncio.Handle | None = None
         self._delayed = False  # the scheduled flush waits to collect more (the last one was costly)
@@ -297,7 +301,7 @@ class DirectWriter:
     before queued ones; the pump writes each queued frame in the same step that takes it off the
     queue (uncompressed frames: aiohttp writes them without awaiting first)."""
 
-    __slots__ = ("_batch", "_batch_bytes", "_batcher", "_high_water", "_transport", "_ws")
+    __slots__ = ("_batch", "_batch_bytes", "_batcher", "_fd", "_high_water", "_transport", "_ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, batcher: WriteBatcher) -> None:
         self._ws = ws
@@ -306,6 +310,24 @@ class DirectWriter:
         self._high_water = transport.get_write_buffer_limits()[1]
         self._batch: list[bytes] = []
         self._batch_bytes = 0
+        sock = transport.get_extra_info("socket")
+        plain = sock is not None and transport.get_extra_info("sslcontext") is None
+        self._fd: int = sock.fileno() if plain else -1
+
+    def raw_fd(self) -> int:
+        """The socket's descriptor while bytes may go straight to it (`SocketWrites`), else -1: the
+        connection is open, so the descriptor is still this connection's (a closing transport may
+        have released it for reuse), and nothing is batched or buffered that must go first."""
+        transport = self._transport
+        if self._fd < 0 or self._batch or self._ws.closed or transport.is_closing():
+            return -1
+        return self._fd if not transport.get_write_buffer_size() else -1
+
+    def write_rest(self, wire: bytes, sent: int) -> None:
+        """After a raw write of `wire` that took `sent` bytes: the transport takes the rest (buffers
+        it, or meets the connection's error and closes)."""
+        if sent < len(wire):
+            self._transport.write(wire[sent:] if sent else wire)
 
     def _takes_more(self) -> bool:
         """The connection is open and holds less than its high-water mark unsent, batch included."""
@@ -374,6 +396,15 @@ class Subscriber:
         if direct is not None and self.closed is None and not self._frames and direct.write(frame):
             return True
         return self._queue((frame,))
+
+    def raw_writer(self) -> tuple[DirectWriter, int] | None:
+        """Its direct writer and socket while the next frames may go straight to the socket
+        (`DirectWriter.raw_fd`)."""
+        direct = self.direct
+        if direct is None or self.closed is not None or self._frames:
+            return None
+        fd = direct.raw_fd()
+        return (direct, fd) if fd >= 0 else None
 
     def deliver(self, frames: Sequence[str], wire: bytes) -> bool:
         """Send a run of frames whose wire form, joined, is `wire` (built once for every client): in one
@@ -471,7 +502,8 @@ class EventFanOut(FanOut):
 
     Every client gets the same frames, so the frames are collected once per batch, not per client,
     and at the batcher's flush their joined wire form, one bytes object, is written to each client
-    that keeps up. An event costs the same whatever the number of clients; only the flush's one
+    that keeps up (straight to the sockets of those with nothing unsent, by the batcher's
+    `SocketWrites`). An event costs the same whatever the number of clients; only the flush's one
     write per client grows with them. Without a batcher each event is delivered at once."""
 
     def __init__(
@@ -515,13 +547,24 @@ class EventFanOut(FanOut):
             return
         self._texts, self._wires, self._joined_mid_batch = [], [], {}
         wire = wires[0] if len(wires) == 1 else b"".join(wires)
+        raw: list[DirectWriter] = []  # clients the whole batch goes to in one `SocketWrites.write`
+        fds: list[int] = []
         for sub in self.live():
             start = late.get(sub, 0) if late else 0
+            writable = sub.raw_writer() if start == 0 and self._batcher is not None else None
+            if writable is not None:
+                raw.append(writable[0])
+                fds.append(writable[1])
+                continue
             delivered = sub.deliver(texts, wire) if start == 0 else sub.deliver(texts[start:], b"".join(wires[start:]))
             if not delivered:
                 sub.close(SLOW_CONSUMER)
                 self.slow_closed += 1
                 self.on_lagged()
+        if raw and self._batcher is not None:
+            sent = self._batcher.sockets.write(fds, wire)
+            for writer, took in zip(raw, sent, strict=True):
+                writer.write_rest(wire, took)
 
 
 # A provider stream message carries events or gaps (StreamGap: the provider's own stream from the
@@ -825,6 +868,7 @@ class StreamHub:
         capacity: int = CLIENT_QUEUE_FRAMES,
         backoff: Backoff | None = None,
         registry: CollectorRegistry | None = None,
+        write_threads: int = 1,
     ) -> None:
         self._source = source
         self._capacity = capacity
@@ -847,7 +891,7 @@ class StreamHub:
             buckets=_FAN_OUT_BUCKETS_S,
             registry=registry,
         )
-        self.batcher = WriteBatcher(self._observe_flush)
+        self.batcher = WriteBatcher(self._observe_flush, SocketWrites(write_threads))
         self.upstreams_open = Gauge(
             "gateway_http_ws_upstreams",
             "provider streams open now, one per channel, symbol and speed, shared by all its WebSocket clients",
@@ -929,6 +973,7 @@ class StreamHub:
             self._drop(upstream)
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
+        self.batcher.sockets.close()
 
 
 Resp = TypeVar("Resp", bound=UpstreamMessage)

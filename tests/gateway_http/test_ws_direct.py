@@ -51,6 +51,9 @@ class FakeTransport:
     def is_closing(self) -> bool:
         return self.closing
 
+    def get_extra_info(self, name: str) -> object:
+        return None  # no socket of its own: every write goes through `write`
+
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
