@@ -528,10 +528,14 @@ def ws_lagged(symbol: str) -> Json:
     return {"type": "lagged", "s": symbol}
 
 
-def ws_gap(symbol: str, reason: str) -> Json:
+def ws_gap(symbol: str, reason: str, first_id: int = 0, last_id: int = 0) -> Json:
     """Ticker/trade clients: events may be missing here (`reason` says why: a stream interrupted on
-    the way from the exchange, or trade ids skipped)."""
-    return {"type": "gap", "s": symbol, "reason": reason}
+    the way from the exchange, or trade ids skipped). Skipped trade ids come as `firstId`/`lastId`,
+    to fetch with GET /api/v1/trades?fromId=firstId&limit=lastId-firstId+1."""
+    frame: Json = {"type": "gap", "s": symbol, "reason": reason}
+    if first_id:
+        frame |= {"firstId": first_id, "lastId": last_id}
+    return frame
 
 
 # --- trading and account ------------------------------------------------------------------------

@@ -158,7 +158,11 @@ class MarketRoutes:
 
     async def trades(self, request: web.Request) -> web.Response:
         params = request[PARAMS]
-        req = md.GetRecentTradesRequest(symbol=params.get("symbol", str), limit=params.get("limit", int))
+        req = md.GetRecentTradesRequest(
+            symbol=params.get("symbol", str),
+            limit=params.get("limit", int),
+            from_id=params.optional("fromId", int) or 0,
+        )
         answer = await self._stub(request).GetRecentTrades(req, timeout=CALL_TIMEOUT_S)
         return _json([convert.trade(t) for t in answer.trades])
 
@@ -272,8 +276,18 @@ def add_market_routes(api: Api, channel_key: ChannelKey) -> None:
     get(
         "/api/v1/trades",
         routes.trades,
-        "Recent public trades",
-        [_symbol_param(required=True), _limit(500, 1000)],
+        "Public trades: the latest, or from an id on",
+        [
+            _symbol_param(required=True),
+            Param(
+                "fromId",
+                int,
+                minimum=0,
+                description="trades from this id on, oldest first (Binance's historicalTrades); "
+                "e.g. the ids a trade stream's gap notice names",
+            ),
+            _limit(500, 1000),
+        ],
         convert.TRADES_SCHEMA,
     )
     get(

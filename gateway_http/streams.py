@@ -572,7 +572,10 @@ class EventFanOut(FanOut):
 
 
 def _gap_frames(gaps: Sequence[md.StreamGap]) -> list[str]:
-    return [convert.encode(convert.ws_gap(g.symbol, g.reason)) for g in gaps]
+    return [
+        convert.encode(convert.ws_gap(g.symbol, g.reason, g.first_missing_trade_id, g.last_missing_trade_id))
+        for g in gaps
+    ]
 
 
 def ticker_frames(message: UpstreamMessage) -> list[str]:
@@ -1215,7 +1218,8 @@ def add_stream_routes(api: Api) -> None:
         scope=Scope.READ,
         summary="Live public trades (WebSocket)",
         description='Frames: Binance `<symbol>@trade` events plus "type":"trade"; {"type":"gap"} as for tickers. '
-        + _CLOSES,
+        'A gap of skipped trade ids also has "firstId" and "lastId": GET /api/v1/trades?fromId=firstId&limit='
+        "lastId-firstId+1 fetches them. " + _CLOSES,
         tags=("market data streams",),
         params=[_SYMBOL],
         websocket=True,

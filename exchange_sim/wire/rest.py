@@ -4,7 +4,9 @@ error codes). Market data endpoints; every response carries X-MBX-USED-WEIGHT-1M
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -17,7 +19,7 @@ from exchange_sim.faults import FaultPlan, RestFaultRule, rest_fault_answer
 from exchange_sim.market.candles import INTERVAL_MS, fmt
 from exchange_sim.market.replay import REPLAY
 from exchange_sim.matching import EngineError
-from exchange_sim.venue import AGG_ID, AGG_TIME, Venue, agg_trade_fields
+from exchange_sim.venue import AGG_ID, AGG_TIME, TradeEntry, Venue, agg_trade_fields
 from exchange_sim.wire.ratelimit import RateLimiter, RateLimitError
 
 VENUE = web.AppKey("venue", Venue)
@@ -253,22 +255,37 @@ async def depth(request: web.Request, venue: Venue, now: int) -> object:
     }
 
 
+def _trade_fields(entry: TradeEntry) -> dict[str, object]:
+    trade_id, price, qty, quote_qty, at, is_buyer_maker = entry
+    return {
+        "id": trade_id,
+        "price": price,
+        "qty": qty,
+        "quoteQty": quote_qty,
+        "time": at,
+        "isBuyerMaker": is_buyer_maker,
+        "isBestMatch": True,
+    }
+
+
 async def trades(request: web.Request, venue: Venue, now: int) -> object:
     symbol = _symbol(request, venue)
     assert symbol is not None
-    tape = list(venue.feeds[symbol].trades)[-_limit(request, 500, 1000) :]
-    return [
-        {
-            "id": trade_id,
-            "price": price,
-            "qty": qty,
-            "quoteQty": quote_qty,
-            "time": at,
-            "isBuyerMaker": is_buyer_maker,
-            "isBestMatch": True,
-        }
-        for trade_id, price, qty, quote_qty, at, is_buyer_maker in tape
-    ]
+    tape = venue.feeds[symbol].trades
+    limit = _limit(request, 500, 1000)
+    return [_trade_fields(t) for t in itertools.islice(tape, max(0, len(tape) - limit), None)]
+
+
+async def historical_trades(request: web.Request, venue: Venue, now: int) -> object:
+    """Trades from fromId on, oldest first, as far as the tape still holds them; without it, the latest."""
+    symbol = _symbol(request, venue)
+    assert symbol is not None
+    from_id = _int(request, "fromId")
+    if from_id is None:
+        return await trades(request, venue, now)
+    tape = venue.feeds[symbol].trades
+    start = bisect.bisect_left(tape, from_id, key=lambda entry: entry[0])  # the tape is in id order
+    return [_trade_fields(t) for t in itertools.islice(tape, start, start + _limit(request, 500, 1000))]
 
 
 async def agg_trades(request: web.Request, venue: Venue, now: int) -> object:
@@ -386,6 +403,7 @@ def add_routes(app: web.Application) -> None:
     get("/api/v3/exchangeInfo", endpoint(20, exchange_info))
     get("/api/v3/depth", endpoint(depth_weight, depth))
     get("/api/v3/trades", endpoint(25, trades))
+    get("/api/v3/historicalTrades", endpoint(25, historical_trades))
     get("/api/v3/aggTrades", endpoint(4, agg_trades))
     get("/api/v3/klines", endpoint(2, klines))
     get("/api/v3/uiKlines", endpoint(2, klines))

@@ -253,6 +253,13 @@ class RestClient:
         body = await self._get(ApiPath.TRADES, Weight.TRADES, params)
         return self._parse(wire.parse_trades, body, ApiPath.TRADES)
 
+    async def historical_trades(self, symbol: str, from_id: int | None = None, limit: int | None = None) -> list[Trade]:
+        """Trades from `from_id` on, oldest first (without it, the latest): how a trade stream's
+        skipped ids are fetched."""
+        params = wire.historical_trades_params(symbol, from_id, limit)
+        body = await self._get(ApiPath.HISTORICAL_TRADES, Weight.HISTORICAL_TRADES, params)
+        return self._parse(wire.parse_trades, body, ApiPath.HISTORICAL_TRADES)
+
     async def agg_trades(
         self,
         symbol: str,

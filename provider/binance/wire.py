@@ -205,6 +205,10 @@ def agg_trades_params(
     ]
 
 
+def historical_trades_params(symbol: str, from_id: int | None, limit: int | None) -> list[Param]:
+    return [("symbol", symbol), *_optional(("fromId", from_id), ("limit", limit))]
+
+
 def klines_params(
     symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int | None, time_zone: str | None
 ) -> list[Param]:

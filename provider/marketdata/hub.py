@@ -297,8 +297,9 @@ class MarketDataHub(StreamHandler):
                 trade = stream_wire.trade(data)
                 last = tracked.last_trade_id
                 if last is not None and trade.id > last + 1:
-                    missing = f"id {last + 1}" if trade.id == last + 2 else f"ids {last + 1} to {trade.id - 1}"
-                    tracked.trades.publish(StreamGap(f"trade {missing} did not arrive from the exchange"))
+                    first, final = last + 1, trade.id - 1
+                    missing = f"id {first}" if first == final else f"ids {first} to {final}"
+                    tracked.trades.publish(StreamGap(f"trade {missing} did not arrive from the exchange", first, final))
                 tracked.last_trade_id = trade.id if last is None else max(last, trade.id)
                 tracked.trades.publish(trade)
 

@@ -354,9 +354,12 @@ class DepthSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class StreamGap:
-    """In a trade, book ticker or ticker feed: events may be missing at this point, and why."""
+    """In a trade, book ticker or ticker feed: events may be missing at this point, and why; for
+    trade ids that skipped, the first and last missing id (0 when not known)."""
 
     reason: str
+    first_missing_trade_id: int = 0
+    last_missing_trade_id: int = 0
 
 
 STREAM_INTERRUPTED = StreamGap(

@@ -185,7 +185,12 @@ class MarketDataServicer(md_grpc.MarketDataServicer):
     async def GetRecentTrades(self, request: md.GetRecentTradesRequest, context: Context) -> md.GetRecentTradesResponse:
         symbol = self._hub.validate(request.symbol)
         limit = _limit(request.limit, default=500, maximum=MAX_LIMIT_1000)
-        trades = await self._rest.recent_trades(symbol, limit)
+        if request.from_id < 0:
+            raise InvalidArgument("from_id", "from_id must be >= 0")
+        if request.from_id:
+            trades = await self._rest.historical_trades(symbol, request.from_id, limit)
+        else:
+            trades = await self._rest.recent_trades(symbol, limit)
         return md.GetRecentTradesResponse(trades=[convert.trade(symbol, t) for t in trades])
 
     @translate_unary
@@ -371,7 +376,14 @@ def in_order(
             if run:
                 parts.append(run)
                 run = []
-            parts.append(md.StreamGap(symbol=symbol, reason=item.reason))
+            parts.append(
+                md.StreamGap(
+                    symbol=symbol,
+                    reason=item.reason,
+                    first_missing_trade_id=item.first_missing_trade_id,
+                    last_missing_trade_id=item.last_missing_trade_id,
+                )
+            )
         run.extend((symbol, e) for e in (events[-1:] if newest_only else events))
     if run:
         parts.append(run)

@@ -307,7 +307,17 @@ async def test_trade_clients_are_told_of_trades_the_provider_did_not_get(
                 "type": "gap",
                 "s": "BTCUSDT",
                 "reason": f"trade ids {before + 1} to {before + 2} did not arrive from the exchange",
+                "firstId": before + 1,
+                "lastId": before + 2,
             }
+            # The client fetches what it missed, as the notice says.
+            query = {"symbol": "BTCUSDT", "fromId": str(before + 1), "limit": "2"}
+            async with http.get("/api/v1/trades", params=query, headers=bearer(own.tokens["main"])) as response:
+                assert response.status == 200, await response.text()
+                missed = await response.json()
+            assert [t["id"] for t in missed] == [before + 1, before + 2]
+            times = [next(f["T"] for f in frames if f.get("t") == trade_id) for trade_id in (before, after)]
+            assert times[0] <= missed[0]["time"] <= missed[1]["time"] <= times[1]
             # The provider's connection to the venue drops: its clients hear of it at once.
             mark = len(frames)
             async with sim.post("/control/ws/disconnect", json={"stream": "btcusdt@trade"}) as response:

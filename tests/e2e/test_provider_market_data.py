@@ -148,6 +148,7 @@ async def test_bad_parameters_are_invalid_argument_naming_the_field(stub: md_grp
         (stub.GetOrderBook(md.GetOrderBookRequest(symbol="BTCUSDT", limit=6000)), "limit"),
         (stub.GetKlines(md.GetKlinesRequest(symbol="BTCUSDT")), "interval"),
         (stub.GetRecentTrades(md.GetRecentTradesRequest(symbol="")), "symbol"),
+        (stub.GetRecentTrades(md.GetRecentTradesRequest(symbol="BTCUSDT", from_id=-1)), "from_id"),
     ]
     for call, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -182,6 +183,17 @@ async def test_rest_backed_calls(stub: md_grpc.MarketDataAsyncStub) -> None:
     assert day.tickers[0].symbol == "ETHUSDT"
     trades = await stub.GetAggregateTrades(md.GetAggregateTradesRequest(symbol="BTCUSDT", limit=5), timeout=10)
     assert len(trades.trades) <= 5
+    deadline = time.monotonic() + 15  # the synthetic market trades every tick
+    recent = await stub.GetRecentTrades(md.GetRecentTradesRequest(symbol="BTCUSDT", limit=5), timeout=10)
+    while len(recent.trades) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        recent = await stub.GetRecentTrades(md.GetRecentTradesRequest(symbol="BTCUSDT", limit=5), timeout=10)
+    assert len(recent.trades) >= 3
+    # From an id on: the same trades, oldest first.
+    again = await stub.GetRecentTrades(
+        md.GetRecentTradesRequest(symbol="BTCUSDT", from_id=recent.trades[1].id, limit=2), timeout=10
+    )
+    assert list(again.trades) == list(recent.trades[1:3])
 
 
 async def test_live_streams_share_upstream_and_deliver(stub: md_grpc.MarketDataAsyncStub) -> None:

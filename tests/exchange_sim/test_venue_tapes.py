@@ -160,6 +160,37 @@ async def test_tape_answers_are_byte_for_byte_the_recorded_ones(
     assert answers == recording(answers, prefix=f"{tape_length} ")
 
 
+async def test_historical_trades_start_at_the_id_asked_for(
+    serve: Callable[[Venue], TestClient[web.Request, web.Application]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(venue_module, "TAPE_LENGTH", SMALL_TAPE)  # the oldest trades have left the tape
+    venue = trading_venue()
+    trades = trade_history(venue, rounds=150)
+    client = serve(venue)
+    await client.start_server()
+
+    async def ids(query: str) -> list[int]:
+        async with client.get(f"/api/v3/historicalTrades?symbol={SYMBOL}&{query}") as resp:
+            assert resp.status == 200, await resp.text()
+            return [t["id"] for t in await resp.json()]
+
+    kept = [t.trade_id for t in trades[-SMALL_TAPE:]]
+    middle = kept[len(kept) // 2]
+    assert await ids(f"fromId={middle}&limit=3") == [middle, middle + 1, middle + 2]
+    assert await ids(f"fromId={kept[-1]}") == [kept[-1]]
+    assert await ids(f"fromId={kept[-1] + 1}") == []
+    assert await ids("fromId=1&limit=2") == kept[:2]  # as far back as the tape still holds
+    assert await ids("limit=4") == kept[-4:]  # no fromId: the latest, as /api/v3/trades
+    async with (
+        client.get(f"/api/v3/historicalTrades?symbol={SYMBOL}&fromId={middle}&limit=2") as historical,
+        client.get(f"/api/v3/trades?symbol={SYMBOL}&limit={SMALL_TAPE}") as recent,
+    ):
+        same = [t for t in await recent.json() if t["id"] in (middle, middle + 1)]
+        assert await historical.json() == same
+    async with client.get(f"/api/v3/historicalTrades?symbol={SYMBOL}&fromId=x") as resp:
+        assert resp.status == 400 and (await resp.json())["code"] == -1100
+
+
 class TradeStreamHub(StreamHub):
     """Someone listens to the trade streams of SYMBOL; keeps every payload published to them."""
 

@@ -175,13 +175,22 @@ def test_a_gap_from_the_provider_reaches_every_client_in_its_place() -> None:
     sub = Subscriber(TRADES, capacity=8)
     fanout.join(sub)
     fanout.on_message(trades(1))
-    fanout.on_message(
-        md.StreamTradesResponse(gaps=[md.StreamGap(symbol="BTCUSDT", reason="trade id 2 did not arrive")])
+    skipped = md.StreamGap(
+        symbol="BTCUSDT", reason="trade id 2 did not arrive", first_missing_trade_id=2, last_missing_trade_id=2
     )
+    fanout.on_message(md.StreamTradesResponse(gaps=[skipped]))
     fanout.on_message(trades(3))
+    fanout.on_message(md.StreamTradesResponse(gaps=[md.StreamGap(symbol="BTCUSDT", reason="interrupted")]))
     frames = [orjson.loads(frame) for frame in sub.queued()]
-    assert [f.get("t") for f in frames] == [1, None, 3]
-    assert frames[1] == {"type": "gap", "s": "BTCUSDT", "reason": "trade id 2 did not arrive"}
+    assert [f.get("t") for f in frames] == [1, None, 3, None]
+    assert frames[1] == {
+        "type": "gap",
+        "s": "BTCUSDT",
+        "reason": "trade id 2 did not arrive",
+        "firstId": 2,
+        "lastId": 2,
+    }
+    assert frames[3] == {"type": "gap", "s": "BTCUSDT", "reason": "interrupted"}  # no ids known
 
 
 def test_a_slow_trade_client_is_closed_and_the_fast_one_is_unaffected() -> None:

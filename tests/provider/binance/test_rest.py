@@ -121,6 +121,9 @@ async def test_market_data_methods_parse_the_simulator(sim: str, session: aiohtt
     assert 0 < len(trades) <= 50
     assert all(Decimal(t.price) > 0 and Decimal(t.qty) > 0 for t in trades)
     assert [t.id for t in trades] == sorted(t.id for t in trades)
+    from_second = await rest.historical_trades("BTCUSDT", from_id=trades[1].id, limit=2)
+    assert from_second == trades[1:3]
+    assert rest.budget.state(rest.clock.now_ms()).used >= 25 + 2 * 25 + 25  # /trades and historicalTrades: 25 each
 
     aggs = await rest.agg_trades("BTCUSDT", limit=20)
     assert 0 < len(aggs) <= 20 and all(a.first_trade_id <= a.last_trade_id for a in aggs)

@@ -469,6 +469,8 @@ def test_symbols_params() -> None:
 def test_optional_params_are_left_out() -> None:
     assert wire.agg_trades_params("BTCUSDT", None, None, None, None) == [("symbol", "BTCUSDT")]
     assert wire.agg_trades_params("BTCUSDT", 7, None, None, 10) == [("symbol", "BTCUSDT"), ("fromId", 7), ("limit", 10)]
+    assert wire.historical_trades_params("BTCUSDT", None, None) == [("symbol", "BTCUSDT")]
+    assert wire.historical_trades_params("BTCUSDT", 7, 2) == [("symbol", "BTCUSDT"), ("fromId", 7), ("limit", 2)]
     assert wire.klines_params("BTCUSDT", "1m", 1, 2, 3, "+08:00") == [
         ("symbol", "BTCUSDT"),
         ("interval", "1m"),

@@ -12,7 +12,15 @@ from provider.binance import stream_wire
 from provider.binance.budget import WeightBudget
 from provider.errors import InvalidArgument
 from provider.marketdata.hub import MarketConfig, MarketDataHub
-from provider.marketdata.model import STREAM_INTERRUPTED, DepthSnapshot, ExchangeInfo, SymbolRules, SymbolStatus, Trade
+from provider.marketdata.model import (
+    STREAM_INTERRUPTED,
+    DepthSnapshot,
+    ExchangeInfo,
+    StreamGap,
+    SymbolRules,
+    SymbolStatus,
+    Trade,
+)
 
 
 class Pool:
@@ -153,6 +161,8 @@ async def test_trade_listeners_are_told_of_skipped_ids_and_of_a_stream_going_dow
         STREAM_INTERRUPTED.reason,
         15,
     ]
+    gaps = [item for item in items if isinstance(item, StreamGap)]
+    assert [(g.first_missing_trade_id, g.last_missing_trade_id) for g in gaps] == [(9, 10), (13, 13), (0, 0)]
     sub.close()  # the last listener leaves: the stream is closed, and a new one starts afresh
     assert "btcusdt@trade" not in pool.streams
     again = h.subscribe_trades("BTCUSDT")

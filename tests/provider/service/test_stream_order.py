@@ -30,3 +30,12 @@ def test_newest_only_keeps_the_last_event_of_each_symbols_run() -> None:
 def test_nothing_polled_sends_nothing() -> None:
     assert in_order([("AAA", []), ("BBB", [])]) == []
     assert in_order([("AAA", [GAP, GAP])]) == [md.StreamGap(symbol="AAA", reason="why")] * 2
+
+
+def test_a_gap_of_skipped_trade_ids_names_them() -> None:
+    gap = StreamGap("trade ids 9 to 10 did not arrive from the exchange", 9, 10)
+    assert in_order([("AAA", [8, gap, 11])]) == [
+        [("AAA", 8)],
+        md.StreamGap(symbol="AAA", reason=gap.reason, first_missing_trade_id=9, last_missing_trade_id=10),
+        [("AAA", 11)],
+    ]
