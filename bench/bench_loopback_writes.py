@@ -58,7 +58,9 @@ FLUSH_GAP_S = 0.025
 FLUSH_ROUNDS = 60
 
 
-def flush_writers(transports: list[asyncio.Transport]) -> dict[str, Callable[[], object]]:
+async def flush_ms(transports: list[asyncio.Transport]) -> dict[str, float]:
+    """Median ms per flush to every connection, for each way of writing (interleaved rounds).
+    `SocketWrites` splits a flush only from 2 x PARALLEL_MIN_SOCKETS connections up."""
     fds = [transport.get_extra_info("socket").fileno() for transport in transports]
     one, two = SocketWrites(threads=1), SocketWrites(threads=2)
 
@@ -66,23 +68,21 @@ def flush_writers(transports: list[asyncio.Transport]) -> dict[str, Callable[[],
         for transport in transports:
             transport.write(MESSAGE)
 
-    return {
+    writers: dict[str, Callable[[], object]] = {
         "transport.write": through_transports,
         "SocketWrites, 1 thread": lambda: one.write(fds, MESSAGE),
         "SocketWrites, 2 threads": lambda: two.write(fds, MESSAGE),
     }
-
-
-async def flush_ms(transports: list[asyncio.Transport]) -> dict[str, float]:
-    """Median ms per flush to every connection, for each way of writing (interleaved rounds)."""
-    writers = flush_writers(transports)
     times: dict[str, list[float]] = {name: [] for name in writers}
-    for _ in range(FLUSH_ROUNDS):
-        for name, flush in writers.items():
-            await asyncio.sleep(FLUSH_GAP_S)
-            started = time.perf_counter()
-            flush()
-            times[name].append((time.perf_counter() - started) * 1000)
+    try:
+        for _ in range(FLUSH_ROUNDS):
+            for name, flush in writers.items():
+                await asyncio.sleep(FLUSH_GAP_S)
+                started = time.perf_counter()
+                flush()
+                times[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        two.close()
     return {name: statistics.median(values) for name, values in times.items()}
 
 

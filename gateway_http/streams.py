@@ -327,7 +327,7 @@ class DirectWriter:
         """After a raw write of `wire` that took `sent` bytes: the transport takes the rest (buffers
         it, or meets the connection's error and closes)."""
         if sent < len(wire):
-            self._transport.write(wire[sent:] if sent else wire)
+            self._transport.write(wire[sent:])
 
     def _takes_more(self) -> bool:
         """The connection is open and holds less than its high-water mark unsent, batch included."""
@@ -547,11 +547,12 @@ class EventFanOut(FanOut):
             return
         self._texts, self._wires, self._joined_mid_batch = [], [], {}
         wire = wires[0] if len(wires) == 1 else b"".join(wires)
+        sockets = self._batcher.sockets if self._batcher is not None else None
         raw: list[DirectWriter] = []  # clients the whole batch goes to in one `SocketWrites.write`
         fds: list[int] = []
         for sub in self.live():
             start = late.get(sub, 0) if late else 0
-            writable = sub.raw_writer() if start == 0 and self._batcher is not None else None
+            writable = sub.raw_writer() if start == 0 and sockets is not None else None
             if writable is not None:
                 raw.append(writable[0])
                 fds.append(writable[1])
@@ -561,9 +562,8 @@ class EventFanOut(FanOut):
                 sub.close(SLOW_CONSUMER)
                 self.slow_closed += 1
                 self.on_lagged()
-        if raw and self._batcher is not None:
-            sent = self._batcher.sockets.write(fds, wire)
-            for writer, took in zip(raw, sent, strict=True):
+        if raw and sockets is not None:
+            for writer, took in zip(raw, sockets.write(fds, wire), strict=True):
                 writer.write_rest(wire, took)
 
 
